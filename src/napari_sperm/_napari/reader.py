@@ -1,0 +1,71 @@
+"""npe2 reader: TIFF / OME-TIFF files and folders of frames as image layers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..io import is_supported, read_image
+
+__all__ = ["get_reader", "read_layers"]
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
+    """Return :func:`read_layers` if napari-sperm can open ``path``, else None (quickly)."""
+    paths = path if isinstance(path, list) else [path]
+    if not paths or not all(is_supported(p) for p in paths):
+        return None
+    return read_layers
+
+
+def read_layers(path: str | os.PathLike | list) -> list[LayerData]:
+    """Read each path into an image layer; the file's pixel size becomes the layer scale.
+
+    Raises
+    ------
+    SpermInputError
+        With a one-line explanation when a file cannot be read.
+    """
+    paths = path if isinstance(path, list) else [path]
+    out: list[LayerData] = []
+    for p in paths:
+        img = read_image(p)
+        name = Path(p).name
+        for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "rgb": img.rgb,
+            "metadata": {
+                "napari_sperm": {"source": str(p), "axes": img.axes, "lazy": img.lazy},
+            },
+        }
+        if img.scale is not None:
+            kwargs["scale"] = tuple(img.scale)
+        if img.unit:
+            kwargs["units"] = img.unit
+        if img.frame_names:
+            kwargs["metadata"]["napari_sperm"]["frame_names"] = list(img.frame_names)
+        if img.lazy:
+            kwargs["multiscale"] = False
+            kwargs["contrast_limits"] = _lazy_contrast_limits(img)
+        out.append((img.data, kwargs, "image"))
+    return out
+
+
+def _lazy_contrast_limits(img) -> tuple[float, float] | None:
+    """Contrast limits from the first frame only, so napari does not scan a huge lazy stack."""
+    if img.rgb and img.data.dtype.kind == "u" and img.data.dtype.itemsize == 1:
+        return None
+    first = img.data
+    while first.ndim > (3 if img.rgb else 2):
+        first = first[0]
+    arr = first.compute() if hasattr(first, "compute") else first
+    lo, hi = float(arr.min()), float(arr.max())
+    return (lo, hi if hi > lo else lo + 1.0)
