@@ -182,8 +182,16 @@ def test_imagej_escaped_micro_unit_and_time_axis(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("micron", "um"), ("µm", "um"), ("μm", "um"), ("\\u00B5m", "um"), ("um", "um"),
-     ("pixel", None), (None, None), ("nm", "nm")],
+    [
+        ("micron", "um"),
+        ("µm", "um"),
+        ("μm", "um"),
+        ("\\u00B5m", "um"),
+        ("um", "um"),
+        ("pixel", None),
+        (None, None),
+        ("nm", "nm"),
+    ],
 )
 def test_normalise_unit(raw, expected) -> None:
     assert normalise_unit(raw) == expected

@@ -71,14 +71,18 @@ def test_ground_truth_consistent(modality):
             assert _inside(hb, sb)
             head = t.head.to_full(fld.shape)
             ys, xs = np.nonzero(head)
-            assert _inside((xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1), hb)
+            assert _inside(
+                (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1), hb
+            )
         if t.tail.area:
             assert _inside(t.tail_box(), sb)
             n_parts = ndi.label(t.tail.to_full(fld.shape), structure=EIGHT)[1]
             pts = t.centreline
             fully_inside = (
-                pts[:, 0].min() > 4 and pts[:, 1].min() > 4
-                and pts[:, 0].max() < h - 5 and pts[:, 1].max() < w - 5
+                pts[:, 0].min() > 4
+                and pts[:, 1].min() > 4
+                and pts[:, 0].max() < h - 5
+                and pts[:, 1].max() < w - 5
             )
             if fully_inside:
                 assert n_parts == 1, f"tail of sperm {t.sperm_id} is broken into {n_parts} pieces"
@@ -161,8 +165,12 @@ def test_stained_looks_like_stained_smear():
             if tail.sum() > 200:
                 r, g, b = img[tail].mean(axis=0)
                 assert b > r, "flagella are blue-grey"
-                inside = ((t.centreline[:, 0] >= 0) & (t.centreline[:, 0] < fld.shape[0])
-                          & (t.centreline[:, 1] >= 0) & (t.centreline[:, 1] < fld.shape[1]))
+                inside = (
+                    (t.centreline[:, 0] >= 0)
+                    & (t.centreline[:, 0] < fld.shape[0])
+                    & (t.centreline[:, 1] >= 0)
+                    & (t.centreline[:, 1] < fld.shape[1])
+                )
                 visible_length = inside.sum() * 0.5
                 lengths.append(visible_length)
                 widths.append(t.tail.area / max(visible_length, 1.0))
@@ -176,7 +184,11 @@ def test_stained_looks_like_stained_smear():
 
 @pytest.mark.parametrize(
     ("modality", "head_area", "n_range"),
-    [("phase-low", (55, 95), (100, 500)), ("phase-high", (800, 1150), (19, 55)), ("brightfield", (400, 700), (10, 40))],
+    [
+        ("phase-low", (55, 95), (100, 500)),
+        ("phase-high", (800, 1150), (19, 55)),
+        ("brightfield", (400, 700), (10, 40)),
+    ],
 )
 def test_grey_modalities_dark_heads_with_halos(modality, head_area, n_range):
     fld = make_field(modality, seed=4)
@@ -239,8 +251,11 @@ def test_stack_swims():
     assert sum(d > 5 for d in moved) >= 5  # most cells swim
     assert sum(d == 0 for d in moved) >= 1  # some are immotile
     # Tails beat: a motile cell's tail shape changes relative to its head.
-    sid = next(s for s, t in first.items() if s in last and np.hypot(
-        *np.subtract(last[s].head_centre, t.head_centre)) > 5)
+    sid = next(
+        s
+        for s, t in first.items()
+        if s in last and np.hypot(*np.subtract(last[s].head_centre, t.head_centre)) > 5
+    )
     a = first[sid].centreline - first[sid].centreline[0]
     b = last[sid].centreline - last[sid].centreline[0]
     assert not np.allclose(a, b, atol=1.0)

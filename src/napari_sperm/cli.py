@@ -21,7 +21,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         if not args.quiet:
-            print(f"\r[synth] {done}/{total} images", end="" if done < total else "\n", file=sys.stderr)
+            print(
+                f"\r[synth] {done}/{total} images",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+            )
 
     ann = write_dataset(
         args.out_dir,
@@ -35,8 +39,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         overwrite=args.force,
         progress=progress,
     )
-    print(f"wrote {args.n_images} {'stack' if args.frames > 1 else 'image'}"
-          f"{'s' if args.n_images > 1 else ''} to {ann.parent / 'images'} and ground truth to {ann}")
+    print(
+        f"wrote {args.n_images} {'stack' if args.frames > 1 else 'image'}"
+        f"{'s' if args.n_images > 1 else ''} to {ann.parent / 'images'} and ground truth to {ann}"
+    )
     return 0
 
 
@@ -48,7 +54,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             open_viewer(block=True)
             return 0
         except ImportError as exc:  # napari installed without a Qt binding
-            print(f"napari-sperm: cannot open napari ({exc}); running headless instead.", file=sys.stderr)
+            print(
+                f"napari-sperm: cannot open napari ({exc}); running headless instead.",
+                file=sys.stderr,
+            )
     run_headless(args.out)
     return 0
 
@@ -88,19 +97,48 @@ def build_parser() -> argparse.ArgumentParser:
         "multi-page TIFF and every frame gets its own COCO image entry.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write into")
-    p.add_argument("--modality", default="phase-high", choices=modality_names(),
-                   help="kind of microscopy to imitate (default: %(default)s)")
-    p.add_argument("--n-images", type=int, default=1, metavar="N",
-                   help="number of fields or stacks (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=1, metavar="F",
-                   help="frames per stack; 1 writes still PNG fields (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: %(default)s)")
-    p.add_argument("--n-sperm", type=int, default=None, metavar="K",
-                   help="sperm per field (default: drawn from the modality's range)")
-    p.add_argument("--crossings", type=int, default=None, metavar="C",
-                   help="tail crossings to force per field (default: drawn from the modality)")
-    p.add_argument("--clean", action="store_true",
-                   help="no noise, blur, debris, uneven light or compression (debugging)")
+    p.add_argument(
+        "--modality",
+        default="phase-high",
+        choices=modality_names(),
+        help="kind of microscopy to imitate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-images",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of fields or stacks (default: %(default)s)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=1,
+        metavar="F",
+        help="frames per stack; 1 writes still PNG fields (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="random seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--n-sperm",
+        type=int,
+        default=None,
+        metavar="K",
+        help="sperm per field (default: drawn from the modality's range)",
+    )
+    p.add_argument(
+        "--crossings",
+        type=int,
+        default=None,
+        metavar="C",
+        help="tail crossings to force per field (default: drawn from the modality)",
+    )
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="no noise, blur, debris, uneven light or compression (debugging)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing dataset in OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_synth)
@@ -112,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "plugin's widgets. Without one (or with --headless): run the pipeline on the sample data "
         "and write its outputs under --out.",
     )
-    p.add_argument("--out", default="demo-output", help="output folder when headless (default: %(default)s)")
+    p.add_argument(
+        "--out", default="demo-output", help="output folder when headless (default: %(default)s)"
+    )
     p.add_argument("--headless", action="store_true", help="never open a window")
     p.set_defaults(func=_cmd_demo)
 
@@ -121,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe image files or folders as napari-sperm reads them",
         description="Print shape, axes, data type, pixel size and whether the data opens lazily.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="TIFF/OME-TIFF/PNG/JPEG file or folder of frames")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="TIFF/OME-TIFF/PNG/JPEG file or folder of frames"
+    )
     p.set_defaults(func=_cmd_info)
     return parser
 

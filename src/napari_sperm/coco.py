@@ -49,7 +49,10 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
         ``{"size": [H, W], "counts": str}`` as pycocotools writes it, with ``counts`` decoded to ASCII.
     """
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+    return {
+        "size": [int(rle["size"][0]), int(rle["size"][1])],
+        "counts": rle["counts"].decode("ascii"),
+    }
 
 
 def decode_mask(rle: dict[str, Any]) -> np.ndarray:
@@ -94,7 +97,10 @@ def mask_annotation(
         "id": int(ann_id),
         "image_id": int(image_id),
         "category_id": CATEGORY_IDS[category],
-        "segmentation": {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")},
+        "segmentation": {
+            "size": [int(rle["size"][0]), int(rle["size"][1])],
+            "counts": rle["counts"].decode("ascii"),
+        },
         "area": float(mask_utils.area(rle)),
         "bbox": bbox,
         "iscrowd": 0,

@@ -69,10 +69,17 @@ def run_headless(out_dir: str | os.PathLike = "demo-output", log=print) -> dict[
             raise SpermInputError(
                 f"'{folder}' holds a dataset the demo did not write; pass another --out folder."
             )
-        log(f"[demo] generating the {modality} sample ({frames} frame{'s' if frames > 1 else ''}) ...")
+        log(
+            f"[demo] generating the {modality} sample ({frames} frame{'s' if frames > 1 else ''}) ..."
+        )
         ann = write_dataset(
-            folder, modality=modality, n_images=1, frames=frames, seed=SAMPLE_SEED,
-            crossings=crossings, overwrite=True,
+            folder,
+            modality=modality,
+            n_images=1,
+            frames=frames,
+            seed=SAMPLE_SEED,
+            crossings=crossings,
+            overwrite=True,
         )
         written[name] = ann
         log(f"[demo]   images:       {folder / 'images'}")
@@ -89,11 +96,13 @@ def widget_names() -> list[str]:
     return [w.display_name for w in manifest.contributions.widgets or []]
 
 
-def open_viewer(block: bool = True):
+def open_viewer(viewer=None, block: bool = True):
     """Open napari with the sample phase-contrast stack loaded and the plugin's widgets docked.
 
     Parameters
     ----------
+    viewer : napari.Viewer, optional
+        Viewer to fill; a new one is opened if None.
     block
         Run the Qt event loop until the window is closed.
 
@@ -103,7 +112,8 @@ def open_viewer(block: bool = True):
     """
     import napari
 
-    viewer = napari.Viewer(title="napari-sperm")
+    if viewer is None:
+        viewer = napari.Viewer(title="napari-sperm")
     viewer.open_sample("napari-sperm", "phase_stack")
     for display_name in widget_names():
         viewer.window.add_plugin_dock_widget("napari-sperm", display_name)

@@ -29,7 +29,9 @@ _SEED = image_seed(SAMPLE_SEED, 0)  # first image of a dataset written with --se
 
 def phase_contrast_stack() -> list[tuple[Any, dict, str]]:
     """20-frame phase-contrast video (high magnification, about 20-55 swimming sperm)."""
-    return [image_layer_data(make_stack("phase-high", n_frames=20, seed=_SEED), "phase-contrast sample")]
+    return [
+        image_layer_data(make_stack("phase-high", n_frames=20, seed=_SEED), "phase-contrast sample")
+    ]
 
 
 def phase_low_stack() -> list[tuple[Any, dict, str]]:

@@ -29,7 +29,9 @@ class BackgroundRunner(Container):
         worker thread; ``on_done(result)`` runs on the GUI thread when it finishes.
     """
 
-    def __init__(self, run_text: str, start: Callable[[], tuple[Callable[[], Generator], Callable] | None]):
+    def __init__(
+        self, run_text: str, start: Callable[[], tuple[Callable[[], Generator], Callable] | None]
+    ):
         self._start_cb = start
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)

@@ -24,14 +24,33 @@ class SyntheticWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
-        self.modality = ComboBox(label="modality", choices=modality_names(), value="phase-high",
-                                 tooltip="kind of microscopy to imitate")
-        self.frames = SpinBox(label="frames", value=20, min=1, max=1000,
-                              tooltip="1 for a still field, more for a video in which the sperm swim")
-        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1,
-                            tooltip="the same seed gives the same images")
-        self.n_sperm = SpinBox(label="sperm", value=0, min=0, max=5000,
-                               tooltip="sperm per field; 0 draws from the modality's typical range")
+        self.modality = ComboBox(
+            label="modality",
+            choices=modality_names(),
+            value="phase-high",
+            tooltip="kind of microscopy to imitate",
+        )
+        self.frames = SpinBox(
+            label="frames",
+            value=20,
+            min=1,
+            max=1000,
+            tooltip="1 for a still field, more for a video in which the sperm swim",
+        )
+        self.seed = SpinBox(
+            label="seed",
+            value=0,
+            min=0,
+            max=2**31 - 1,
+            tooltip="the same seed gives the same images",
+        )
+        self.n_sperm = SpinBox(
+            label="sperm",
+            value=0,
+            min=0,
+            max=5000,
+            tooltip="sperm per field; 0 draws from the modality's typical range",
+        )
         self.truth = CheckBox(text="add ground-truth layers (heads, tails, boxes)", value=True)
         self.runner = BackgroundRunner("Generate", self._job)
         super().__init__(
@@ -46,7 +65,9 @@ class SyntheticWidget(Container):
         add_truth = bool(self.truth.value)
 
         def work():
-            stack = yield from _with_total(iter_stack(modality, frames, seed, n_sperm=n_sperm), frames)
+            stack = yield from _with_total(
+                iter_stack(modality, frames, seed, n_sperm=n_sperm), frames
+            )
             return stack
 
         def done(stack):

@@ -483,7 +483,9 @@ def _resolution(page: tifffile.TiffPage, name: str) -> float | None:
     return res if res > 0 and math.isfinite(res) else None
 
 
-def _imagej_calibration(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> tuple[float, float, float | None, str | None] | None:
+def _imagej_calibration(
+    tif: tifffile.TiffFile, page: tifffile.TiffPage
+) -> tuple[float, float, float | None, str | None] | None:
     """Pixel size from ImageJ metadata and resolution tags.
 
     Parameters
@@ -535,7 +537,9 @@ def _convert(value: float, unit: str | None, target: str | None) -> float:
     return value * _UNIT_IN_UM[unit] / _UNIT_IN_UM[target]
 
 
-def _ome_calibration(tif: tifffile.TiffFile) -> tuple[float, float, float | None, str | None] | None:
+def _ome_calibration(
+    tif: tifffile.TiffFile,
+) -> tuple[float, float, float | None, str | None] | None:
     """Pixel size from OME-XML ``PhysicalSizeX/Y/Z``.
 
     Parameters
@@ -612,7 +616,9 @@ def _scale_for_axes(
     return tuple(float(values.get(ax, 1.0)) for ax in spatial), unit
 
 
-def _tiff_layout(tif: tifffile.TiffFile, source: str) -> tuple[_TiffLayout, tifffile.TiffPageSeries]:
+def _tiff_layout(
+    tif: tifffile.TiffFile, source: str
+) -> tuple[_TiffLayout, tifffile.TiffPageSeries]:
     """Describe the first series of an open TIFF file.
 
     Parameters
@@ -630,7 +636,9 @@ def _tiff_layout(tif: tifffile.TiffFile, source: str) -> tuple[_TiffLayout, tiff
         The first series.
     """
     if not tif.series:
-        raise SpermInputError(f"Cannot read {source!r}: the TIFF file contains no images. {_WHAT_TO_OPEN}")
+        raise SpermInputError(
+            f"Cannot read {source!r}: the TIFF file contains no images. {_WHAT_TO_OPEN}"
+        )
     series = tif.series[0]
     shape = tuple(int(s) for s in series.shape)
     axes = str(series.axes)
@@ -1130,7 +1138,9 @@ def _read_pil(source: str, lazy: bool | None, threshold: int | None) -> ImageDat
     )
 
 
-def _read_single_pil(source: str, shape: tuple[int, ...], dtype: np.dtype, index: int) -> np.ndarray:
+def _read_single_pil(
+    source: str, shape: tuple[int, ...], dtype: np.dtype, index: int
+) -> np.ndarray:
     """Lazy-chunk reader for a single PNG/JPEG (``index`` is always 0).
 
     Parameters
@@ -1199,7 +1209,11 @@ def _probe_frame(path: Path) -> _FrameInfo:
     shape, axes = list(layout.shape), layout.axes
     if layout.samples_axis is not None:
         shape.append(shape.pop(layout.samples_axis))
-        axes = axes[: layout.samples_axis] + axes[layout.samples_axis + 1 :] + axes[layout.samples_axis]
+        axes = (
+            axes[: layout.samples_axis]
+            + axes[layout.samples_axis + 1 :]
+            + axes[layout.samples_axis]
+        )
     return _FrameInfo(tuple(shape), layout.dtype, axes)
 
 
@@ -1221,7 +1235,9 @@ def _read_frame_file(path: Path) -> np.ndarray:
     return np.asarray(_read_tiff(str(path), lazy=False, threshold=None).data)
 
 
-def _mismatch_error(folder: str, name: str, got: _FrameInfo, first: str, want: _FrameInfo) -> SpermInputError:
+def _mismatch_error(
+    folder: str, name: str, got: _FrameInfo, first: str, want: _FrameInfo
+) -> SpermInputError:
     """Error for a frame that does not match the first frame.
 
     Parameters
@@ -1249,7 +1265,9 @@ def _mismatch_error(folder: str, name: str, got: _FrameInfo, first: str, want: _
     )
 
 
-def _read_folder_frame(folder: str, paths: tuple[str, ...], want: _FrameInfo, index: int) -> np.ndarray:
+def _read_folder_frame(
+    folder: str, paths: tuple[str, ...], want: _FrameInfo, index: int
+) -> np.ndarray:
     """Lazy-chunk reader for one frame of a folder.
 
     Parameters
@@ -1315,7 +1333,9 @@ def _read_folder(source: str, lazy: bool | None, threshold: int | None) -> Image
     try:
         paths = _list_frames(folder)
     except OSError as exc:
-        raise SpermInputError(f"Cannot read folder {source!r}: {_short(exc)}. Check the folder permissions.") from exc
+        raise SpermInputError(
+            f"Cannot read folder {source!r}: {_short(exc)}. Check the folder permissions."
+        ) from exc
     if not paths:
         raise SpermInputError(
             f"Cannot read folder {source!r}: it contains no .tif/.tiff/.png/.jpg/.jpeg frames. "

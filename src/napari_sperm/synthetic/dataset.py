@@ -10,6 +10,7 @@ Layout of ``OUT_DIR``::
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,9 @@ def image_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def field_annotations(fld: SyntheticField, image_id: int, first_ann_id: int) -> list[dict[str, Any]]:
+def field_annotations(
+    fld: SyntheticField, image_id: int, first_ann_id: int
+) -> list[dict[str, Any]]:
     """COCO annotations (sperm, head, tail per visible cell) for one synthetic frame.
 
     Parameters
@@ -74,7 +77,11 @@ def field_annotations(fld: SyntheticField, image_id: int, first_ann_id: int) -> 
         add(
             t.tail,
             "tail",
-            {**base, "centreline": [round(float(v), 2) for v in line.ravel()], "length": round(t.tail_length, 2)},
+            {
+                **base,
+                "centreline": [round(float(v), 2) for v in line.ravel()],
+                "length": round(t.tail_length, 2),
+            },
         )
     return anns
 
@@ -86,15 +93,17 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def _write_stack(path: Path, images: np.ndarray, pixel_size_um: float) -> None:
     rgb = images.ndim == 4
+    buf = io.BytesIO()  # tifffile wants a named file; build in memory, then write atomically
+    tifffile.imwrite(
+        buf,
+        images,
+        imagej=True,
+        photometric="rgb" if rgb else "minisblack",
+        resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
+        metadata={"axes": "TYXS" if rgb else "TYX", "unit": "um"},
+    )
     with atomic_write(path) as fh:
-        tifffile.imwrite(
-            fh,
-            images,
-            imagej=True,
-            photometric="rgb" if rgb else "minisblack",
-            resolution=(1.0 / pixel_size_um, 1.0 / pixel_size_um),
-            metadata={"axes": "TYXS" if rgb else "TYX", "unit": "um"},
-        )
+        fh.write(buf.getvalue())
 
 
 def write_dataset(

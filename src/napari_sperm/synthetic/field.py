@@ -33,7 +33,13 @@ from .optics import (
 from .raster import Crop, CropMask, draw_disc_blob, draw_head, draw_polygon_blob, draw_tail
 
 __all__ = [
-    "Realism", "SpermTruth", "SyntheticField", "SyntheticStack", "iter_stack", "make_field", "make_stack",
+    "Realism",
+    "SpermTruth",
+    "SyntheticField",
+    "SyntheticStack",
+    "iter_stack",
+    "make_field",
+    "make_stack",
 ]
 
 
@@ -220,7 +226,9 @@ def _labels(shape, parts) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _place(shape: SpermShape, m: Modality, frame_shape, rng, border: bool, direction: float) -> Pose:
+def _place(
+    shape: SpermShape, m: Modality, frame_shape, rng, border: bool, direction: float
+) -> Pose:
     h, w = frame_shape
     half = 0.5 * shape.head_length
     if border and rng.random() < m.border_fraction:
@@ -302,9 +310,12 @@ def _cross(
     n = len(pts_i)
     k = np.arange(n)
     ok = (
-        (k > 0.15 * n) & (k < 0.85 * n)
-        & (pts_i[:, 0] >= margin) & (pts_i[:, 0] <= w - 1 - margin)
-        & (pts_i[:, 1] >= margin) & (pts_i[:, 1] <= h - 1 - margin)
+        (k > 0.15 * n)
+        & (k < 0.85 * n)
+        & (pts_i[:, 0] >= margin)
+        & (pts_i[:, 0] <= w - 1 - margin)
+        & (pts_i[:, 1] >= margin)
+        & (pts_i[:, 1] <= h - 1 - margin)
     )
     candidates = np.flatnonzero(ok)
     if candidates.size == 0:
@@ -366,7 +377,9 @@ def _make_debris(m: Modality, frame_shape, rng, enabled: bool) -> list[_Debris]:
         ang = rng.uniform(0, 2 * np.pi)
         size = rng.uniform(2.0, 3.5) * (m.head_width[0] / 53.0) ** 0.3
         for _ in range(int(rng.integers(3, 12))):
-            radii = np.full(12, size) * (1 + 0.6 * np.abs(np.cos(np.linspace(0, 2 * np.pi, 12, endpoint=False))))
+            radii = np.full(12, size) * (
+                1 + 0.6 * np.abs(np.cos(np.linspace(0, 2 * np.pi, 12, endpoint=False)))
+            )
             crop = draw_disc_blob(x, y, radii, frame_shape, phase0=-ang)
             if crop.coverage.size:
                 od = STAIN_BACTERIA if m.optics == "stained" else np.array([0.3], np.float32)
@@ -423,15 +436,28 @@ def _crossing_pairs(truths: list[SpermTruth]) -> list[tuple[int, int]]:
     if len(tails) < 2:
         return []
     boxes = np.array(
-        [(t.tail.offset[0], t.tail.offset[1], t.tail.offset[0] + t.tail.mask.shape[0],
-          t.tail.offset[1] + t.tail.mask.shape[1]) for t in tails]
+        [
+            (
+                t.tail.offset[0],
+                t.tail.offset[1],
+                t.tail.offset[0] + t.tail.mask.shape[0],
+                t.tail.offset[1] + t.tail.mask.shape[1],
+            )
+            for t in tails
+        ]
     )
     out = []
     for a in range(len(tails)):
-        cand = np.flatnonzero(
-            (boxes[a + 1 :, 0] < boxes[a, 2]) & (boxes[a + 1 :, 2] > boxes[a, 0])
-            & (boxes[a + 1 :, 1] < boxes[a, 3]) & (boxes[a + 1 :, 3] > boxes[a, 1])
-        ) + a + 1
+        cand = (
+            np.flatnonzero(
+                (boxes[a + 1 :, 0] < boxes[a, 2])
+                & (boxes[a + 1 :, 2] > boxes[a, 0])
+                & (boxes[a + 1 :, 1] < boxes[a, 3])
+                & (boxes[a + 1 :, 3] > boxes[a, 1])
+            )
+            + a
+            + 1
+        )
         ta = tails[a].tail
         for b in cand:
             tb = tails[b].tail
@@ -439,8 +465,12 @@ def _crossing_pairs(truths: list[SpermTruth]) -> list[tuple[int, int]]:
             c0 = max(ta.offset[1], tb.offset[1])
             r1 = min(ta.offset[0] + ta.mask.shape[0], tb.offset[0] + tb.mask.shape[0])
             c1 = min(ta.offset[1] + ta.mask.shape[1], tb.offset[1] + tb.mask.shape[1])
-            sa = ta.mask[r0 - ta.offset[0] : r1 - ta.offset[0], c0 - ta.offset[1] : c1 - ta.offset[1]]
-            sb = tb.mask[r0 - tb.offset[0] : r1 - tb.offset[0], c0 - tb.offset[1] : c1 - tb.offset[1]]
+            sa = ta.mask[
+                r0 - ta.offset[0] : r1 - ta.offset[0], c0 - ta.offset[1] : c1 - ta.offset[1]
+            ]
+            sb = tb.mask[
+                r0 - tb.offset[0] : r1 - tb.offset[0], c0 - tb.offset[1] : c1 - tb.offset[1]
+            ]
             if (sa & sb).any():
                 ia, ib = tails[a].sperm_id, tails[b].sperm_id
                 out.append((min(ia, ib), max(ia, ib)))
@@ -472,7 +502,9 @@ def iter_stack(
         m = replace(m, bent_fraction=0.0, coiled_fraction=0.0)
     lo, hi = crossing_angle_deg
     if not 0 <= lo <= hi <= 180:
-        raise ValueError(f"crossing_angle_deg must satisfy 0 <= low <= high <= 180, got {crossing_angle_deg}")
+        raise ValueError(
+            f"crossing_angle_deg must satisfy 0 <= low <= high <= 180, got {crossing_angle_deg}"
+        )
 
     root = np.random.SeedSequence(seed)
     pop_rng, scene_rng, motion_rng, *frame_seeds = (
@@ -511,7 +543,9 @@ def iter_stack(
     texture = background_texture(fs, scene_rng, 40.0) if realism.debris else None
     blur = float(scene_rng.uniform(*m.blur_sigma)) if realism.blur else 0.0
     use_jpeg = realism.jpeg and scene_rng.random() < m.jpeg_probability
-    quality = int(scene_rng.integers(m.jpeg_quality[0], m.jpeg_quality[1] + 1)) if use_jpeg else None
+    quality = (
+        int(scene_rng.integers(m.jpeg_quality[0], m.jpeg_quality[1] + 1)) if use_jpeg else None
+    )
 
     images, truth, overlaps = [], [], []
     for f in range(n_frames):
@@ -520,7 +554,9 @@ def iter_stack(
         canvas = Canvas(fs, 3 if m.rgb else 1)
         if texture is not None:
             if m.optics == "stained":
-                canvas.od += (0.035 * (texture + 1.0))[..., None] * np.array([0.8, 1.0, 0.6], np.float32)
+                canvas.od += (0.035 * (texture + 1.0))[..., None] * np.array(
+                    [0.8, 1.0, 0.6], np.float32
+                )
             else:
                 canvas.phase += 0.04 * texture
         for d in debris:
@@ -607,4 +643,3 @@ def make_field(
     """
     stack = make_stack(modality, 1, seed, n_sperm, crossings, crossing_angle_deg, realism)
     return stack.field(0)
-

@@ -77,7 +77,11 @@ def sample_shape(m: Modality, rng: np.random.Generator) -> SpermShape:
     if kind < m.bent_fraction:
         scale = 2.4 / max(tail, 1.0)
     modes = tuple(
-        (float(rng.normal(0.0, scale)), float(rng.uniform(0.5, 2.5)), float(rng.uniform(0, 2 * np.pi)))
+        (
+            float(rng.normal(0.0, scale)),
+            float(rng.uniform(0.5, 2.5)),
+            float(rng.uniform(0, 2 * np.pi)),
+        )
         for _ in range(n_modes)
     )
     base = float(rng.normal(0.0, 0.4 / max(tail, 1.0)))
@@ -148,7 +152,9 @@ def centreline(shape: SpermShape, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
         # Travelling wave of bending angle whose amplitude grows along the flagellum.
         k = 2 * np.pi / shape.beat_wavelength
         heading += shape.beat_amplitude * frac * np.sin(k * s - pose.beat_phase)
-    start = np.array([pose.x, pose.y]) - 0.5 * shape.head_length * np.array([np.cos(axis), np.sin(axis)])
+    start = np.array([pose.x, pose.y]) - 0.5 * shape.head_length * np.array(
+        [np.cos(axis), np.sin(axis)]
+    )
     step = np.stack([np.cos(heading), np.sin(heading)], axis=1) * ds[:, None]
     points = start + np.cumsum(step, axis=0)
     mid = s <= shape.midpiece_length

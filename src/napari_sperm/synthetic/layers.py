@@ -21,8 +21,12 @@ def _as_stack(obj: SyntheticField | SyntheticStack) -> tuple[bool, SyntheticStac
     if isinstance(obj, SyntheticStack):
         return True, obj
     return False, SyntheticStack(
-        images=obj.image[None], sperm=[obj.sperm], crossings=[obj.crossings], modality=obj.modality,
-        pixel_size_um=obj.pixel_size_um, seed=obj.seed,
+        images=obj.image[None],
+        sperm=[obj.sperm],
+        crossings=[obj.crossings],
+        modality=obj.modality,
+        pixel_size_um=obj.pixel_size_um,
+        seed=obj.seed,
     )
 
 

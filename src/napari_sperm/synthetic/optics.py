@@ -52,7 +52,9 @@ class Canvas:
         crop.add_to(self.phase, float(amount), values)
 
 
-def illumination_field(shape: tuple[int, int], strength: float, rng: np.random.Generator) -> np.ndarray:
+def illumination_field(
+    shape: tuple[int, int], strength: float, rng: np.random.Generator
+) -> np.ndarray:
     """Relative lamp brightness: a tilted plane times a soft vignette, mean about 1."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -65,7 +67,9 @@ def illumination_field(shape: tuple[int, int], strength: float, rng: np.random.G
     return (1.0 + tilt + vignette).astype(np.float32)
 
 
-def background_texture(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np.ndarray:
+def background_texture(
+    shape: tuple[int, int], rng: np.random.Generator, sigma: float
+) -> np.ndarray:
     """Smooth random mottling (uneven stain or medium), zero mean, unit-ish amplitude."""
     small = (max(2, shape[0] // 16), max(2, shape[1] // 16))
     noise = ndi.gaussian_filter(rng.normal(0, 1, small).astype(np.float32), sigma / 16)

@@ -45,7 +45,12 @@ class CropMask:
             return None
         cols = np.flatnonzero(self.mask.any(axis=0))
         r0, c0 = self.offset
-        return (c0 + int(cols[0]), r0 + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+        return (
+            c0 + int(cols[0]),
+            r0 + int(rows[0]),
+            int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1),
+        )
 
     def to_full(self, shape: tuple[int, int]) -> np.ndarray:
         """The mask pasted into an all-False frame of ``shape`` (rows, cols)."""
@@ -105,7 +110,9 @@ def _empty_crop() -> Crop:
     return Crop((0, 0), z, z.astype(bool))
 
 
-def draw_head(shape: SpermShape, pose: Pose, frame_shape: tuple[int, int]) -> tuple[Crop, np.ndarray]:
+def draw_head(
+    shape: SpermShape, pose: Pose, frame_shape: tuple[int, int]
+) -> tuple[Crop, np.ndarray]:
     """Draw the head.
 
     Returns
@@ -156,8 +163,11 @@ def draw_tail(
     pts, widths = centreline(shape, pose)
     margin = float(widths.max()) + 3.0
     win = _window(
-        pts[:, 1].min() - margin, pts[:, 1].max() + margin, pts[:, 0].min() - margin,
-        pts[:, 0].max() + margin, frame_shape,
+        pts[:, 1].min() - margin,
+        pts[:, 1].max() + margin,
+        pts[:, 0].min() - margin,
+        pts[:, 0].max() + margin,
+        frame_shape,
     )
     if win is None:
         return _empty_crop(), np.zeros((0, 0), np.float32), pts
@@ -211,7 +221,9 @@ def draw_disc_blob(
     return Crop((r0, c0), cov, cov >= 0.5)
 
 
-def draw_polygon_blob(cx: float, cy: float, radius: float, rng: np.random.Generator, frame_shape) -> Crop:
+def draw_polygon_blob(
+    cx: float, cy: float, radius: float, rng: np.random.Generator, frame_shape
+) -> Crop:
     """An irregular blob of about ``radius`` px (stain debris, round cells, droplets)."""
     k = 24
     noise = ndi.gaussian_filter1d(rng.normal(0.0, 1.0, k), 2.0, mode="wrap")
