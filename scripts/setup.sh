@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything napari-sperm needs, idempotently:
-#   1. system libraries for Qt under a virtual display (Debian/Ubuntu, only when missing, only as root
-#      or with sudo; set NAPARI_SPERM_APT=always to force the apt step, as CI does),
+#   1. with --gui-test-deps: system libraries for Qt under a virtual display (Debian/Ubuntu, only when
+#      missing, as root or with sudo; NAPARI_SPERM_APT=always forces the apt step, as CI does),
 #   2. a virtual environment at .venv in this checkout (reused on later runs; re-installed only when
 #      pyproject.toml or constraints.txt changed). Nothing is installed into the system Python.
 set -euo pipefail
@@ -11,8 +11,13 @@ APT_PACKAGES="xvfb xauth libgl1 libegl1 libxkbcommon-x11-0 libdbus-1-3 libfontco
 libxcb-keysyms1 libxcb-xinerama0 libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxcb-randr0 \
 libxcb-shape0 libxcb-xkb1"
 
+want_gui_deps=0
+[ "${1:-}" = "--gui-test-deps" ] && want_gui_deps=1
+
 need_apt=0
-if [ "${NAPARI_SPERM_APT:-auto}" = "always" ]; then
+if [ "$want_gui_deps" = 0 ]; then
+  need_apt=0
+elif [ "${NAPARI_SPERM_APT:-auto}" = "always" ]; then
   need_apt=1
 elif [ "${NAPARI_SPERM_APT:-auto}" = "auto" ] && command -v dpkg-query >/dev/null 2>&1; then
   for p in $APT_PACKAGES; do

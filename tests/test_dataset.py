@@ -21,8 +21,26 @@ from napari_sperm.synthetic.dataset import image_seed
 @pytest.fixture(scope="module")
 def stack_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    assert main(["synth", str(out), "--modality", "phase-high", "--n-images", "2", "--frames", "3",
-                 "--seed", "5", "--n-sperm", "8", "-q"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(out),
+                "--modality",
+                "phase-high",
+                "--n-images",
+                "2",
+                "--frames",
+                "3",
+                "--seed",
+                "5",
+                "--n-sperm",
+                "8",
+                "-q",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -46,7 +64,9 @@ def test_layout_and_schema(stack_dataset):
     # Each cell with a visible head has its three parts linked by sperm_id in each frame.
     by_image = {}
     for a in ds["annotations"]:
-        by_image.setdefault((a["image_id"], a["attributes"]["sperm_id"]), set()).add(a["category_id"])
+        by_image.setdefault((a["image_id"], a["attributes"]["sperm_id"]), set()).add(
+            a["category_id"]
+        )
     assert sum(cats == {1, 2, 3} for cats in by_image.values()) >= 6 * 6
 
 
@@ -88,7 +108,12 @@ def test_tail_centreline_in_attributes(stack_dataset):
     tails = [a for a in ds["annotations"] if a["category_id"] == 3]
     line = np.array(tails[0]["attributes"]["centreline"]).reshape(-1, 2)  # (x, y)
     x, y, w, h = tails[0]["bbox"]
-    inside = (line[:, 0] >= x - 3) & (line[:, 0] <= x + w + 3) & (line[:, 1] >= y - 3) & (line[:, 1] <= y + h + 3)
+    inside = (
+        (line[:, 0] >= x - 3)
+        & (line[:, 0] <= x + w + 3)
+        & (line[:, 1] >= y - 3)
+        & (line[:, 1] <= y + h + 3)
+    )
     assert inside.mean() > 0.3
 
 

@@ -46,7 +46,11 @@ def test_cli_info_and_missing_file(tmp_path, capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "napari_sperm", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_sperm", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "napari-sperm" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "napari_sperm", "synth", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "napari_sperm", "synth", "--help"], capture_output=True, text=True
+    )
     assert "--modality" in out.stdout and "--frames" in out.stdout

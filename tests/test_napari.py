@@ -34,7 +34,9 @@ def test_sample_data_opens(make_napari_viewer, key, shape, rgb):
 def test_reader_opens_stack_with_pixel_size(make_napari_viewer, tmp_path):
     path = tmp_path / "movie.tif"
     data = np.random.default_rng(0).integers(0, 4000, (4, 32, 40), dtype=np.uint16)
-    tifffile.imwrite(path, data, imagej=True, resolution=(4.0, 4.0), metadata={"axes": "TYX", "unit": "um"})
+    tifffile.imwrite(
+        path, data, imagej=True, resolution=(4.0, 4.0), metadata={"axes": "TYX", "unit": "um"}
+    )
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-sperm")
     layer = viewer.layers["movie"]
@@ -85,7 +87,9 @@ def test_synthetic_widget_adds_image_and_ground_truth(make_napari_viewer, qtbot)
     assert boxes.nshapes == len(boxes.features)
     assert set(boxes.features["frame"]) == {0, 1, 2}
     # Boxes sit on their frame and enclose the head with the same sperm id.
-    for verts, sid, frame in zip(boxes.data, boxes.features["sperm_id"], boxes.features["frame"], strict=True):
+    for verts, sid, frame in zip(
+        boxes.data, boxes.features["sperm_id"], boxes.features["frame"], strict=True
+    ):
         assert np.all(verts[:, 0] == frame)
         rows, cols = np.nonzero(heads.data[frame] == sid)
         if rows.size:

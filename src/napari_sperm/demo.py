@@ -62,13 +62,14 @@ def run_headless(out_dir: str | os.PathLike = "demo-output", log=print) -> dict[
         Folder name -> path of its ``annotations.json``.
     """
     out = Path(out_dir)
+    for name in DEMO_DATASETS:  # check every folder first: all or nothing is written
+        if not _owned_by_demo(out / name):
+            raise SpermInputError(
+                f"'{out / name}' holds a dataset the demo did not write; pass another --out folder."
+            )
     written: dict[str, Path] = {}
     for name, (modality, frames, crossings) in DEMO_DATASETS.items():
         folder = out / name
-        if not _owned_by_demo(folder):
-            raise SpermInputError(
-                f"'{folder}' holds a dataset the demo did not write; pass another --out folder."
-            )
         log(
             f"[demo] generating the {modality} sample ({frames} frame{'s' if frames > 1 else ''}) ..."
         )
