@@ -163,3 +163,14 @@ def test_unknown_modality_is_rejected(tmp_path, capsys):
         main(["synth", str(tmp_path / "x"), "--modality", "fluorescence"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_existing_image_files_are_not_overwritten(tmp_path, capsys):
+    images = tmp_path / "d" / "images"
+    images.mkdir(parents=True)
+    mine = images / "phase-low_0001.png"
+    mine.write_bytes(b"my own picture")
+    assert main(["synth", str(tmp_path / "d"), "--modality", "phase-low", "-q"]) == 2
+    assert "phase-low_0001.png" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my own picture"
+    assert not (tmp_path / "d" / "annotations.json").exists()

@@ -19,13 +19,16 @@ __all__ = ["main", "build_parser"]
 def _cmd_synth(args: argparse.Namespace) -> int:
     from .synthetic import Realism, write_dataset
 
+    tty = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        if not args.quiet:
-            print(
-                f"\r[synth] {done}/{total} images",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-            )
+        if args.quiet:
+            return
+        if tty:  # one updating line in a terminal, one line per image in a log
+            end = "" if done < total else "\n"
+            print(f"\r[synth] {done}/{total} images", end=end, file=sys.stderr)
+        else:
+            print(f"[synth] {done}/{total} images", file=sys.stderr)
 
     ann = write_dataset(
         args.out_dir,

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..io import is_supported, read_image
 
 __all__ = ["get_reader", "read_layers"]
@@ -66,6 +68,9 @@ def _lazy_contrast_limits(img) -> tuple[float, float] | None:
     first = img.data
     while first.ndim > (3 if img.rgb else 2):
         first = first[0]
-    arr = first.compute() if hasattr(first, "compute") else first
-    lo, hi = float(arr.min()), float(arr.max())
+    arr = np.asarray(first.compute() if hasattr(first, "compute") else first)
+    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    if finite.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(finite.min()), float(finite.max())
     return (lo, hi if hi > lo else lo + 1.0)

@@ -158,6 +158,11 @@ def write_dataset(
         )
     if out.exists() and not out.is_dir():
         raise SpermInputError(f"'{out}' exists and is not a folder; choose a folder to write into.")
+    suffix = ".png" if frames == 1 else ".tif"
+    targets = [out / "images" / f"{m.name}_{i + 1:04d}{suffix}" for i in range(n_images)]
+    clash = next((t for t in targets if t.exists()), None)
+    if clash is not None and not overwrite:
+        raise SpermInputError(f"'{clash}' already exists; choose another folder or pass --force.")
     (out / "images").mkdir(parents=True, exist_ok=True)
 
     ds = new_dataset(
@@ -172,13 +177,11 @@ def write_dataset(
     for i in range(n_images):
         s = image_seed(seed, i)
         stack = make_stack(m, frames, s, n_sperm=n_sperm, crossings=crossings, realism=realism)
-        stem = f"{m.name}_{i + 1:04d}"
+        rel = targets[i].relative_to(out).as_posix()
         if frames == 1:
-            rel = f"images/{stem}.png"
-            _write_png(out / rel, stack.images[0])
+            _write_png(targets[i], stack.images[0])
         else:
-            rel = f"images/{stem}.tif"
-            _write_stack(out / rel, stack.images, m.pixel_size_um)
+            _write_stack(targets[i], stack.images, m.pixel_size_um)
         for f in range(frames):
             fld = stack.field(f)
             entry = {
