@@ -58,7 +58,11 @@ class FrameDetections:
     def select(self, keep: np.ndarray) -> FrameDetections:
         """The detections where ``keep`` (a boolean mask or index array) is set."""
         return FrameDetections(
-            self.boxes[keep], self.scores[keep], self.classes[keep], self.sperm_ids[keep], self.frame,
+            self.boxes[keep],
+            self.scores[keep],
+            self.classes[keep],
+            self.sperm_ids[keep],
+            self.frame,
             dict(self.extra),
         )
 
