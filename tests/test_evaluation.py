@@ -154,3 +154,21 @@ def test_prediction_coco_is_loadable_by_pycocotools(gt_dir):
     assert len(coco.getAnnIds(catIds=[2])) == sum(
         a["category_id"] == 2 for a in pred["annotations"]
     )
+
+
+def test_categories_scored(gt_dir):
+    gt = json.loads((gt_dir / "annotations.json").read_text())
+    pred = _predictions_from_gt(gt, gt_dir)
+    assert set(evaluate_detections(gt, pred, gt_dir=gt_dir)["categories"]) == {
+        "head",
+        "sperm",
+    }  # no tails predicted
+    only = evaluate_detections(gt, pred, gt_dir=gt_dir, categories=["head"])
+    assert set(only["categories"]) == {"head"}
+    tails = evaluate_detections(gt, pred, gt_dir=gt_dir, categories=["tail"])
+    assert (
+        tails["categories"]["tail"]["AP50"] == 0.0
+        and tails["categories"]["tail"]["centre_recall"] == 0.0
+    )
+    with pytest.raises(SpermInputError, match="unknown categories"):
+        evaluate_detections(gt, pred, gt_dir=gt_dir, categories=["flagellum"])

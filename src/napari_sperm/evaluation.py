@@ -227,6 +227,7 @@ def evaluate_detections(
     radius_fraction: float = 0.5,
     min_radius: float = 2.0,
     max_dets: int = 100,
+    categories: list[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate box predictions against ground truth, per category.
 
@@ -243,6 +244,9 @@ def evaluate_detections(
     max_dets
         Largest number of detections per image for COCO AR (100 is the COCO default; dense
         fields with hundreds of cells need more).
+    categories
+        Category names to score; by default those of the ground truth that the predictions
+        contain at least once.
 
     Returns
     -------
@@ -272,7 +276,17 @@ def evaluate_detections(
         for a in pred["annotations"]
         if a["image_id"] in mapping
     ]
-    cats = sorted({a["category_id"] for a in gt_boxes_ds["annotations"]})
+    gt_cats = {a["category_id"] for a in gt_boxes_ds["annotations"]}
+    if categories is None:
+        # Score what the predictions cover (a detector of heads and cells is not asked for tails).
+        categories = sorted(gt_cats & {int(a["category_id"]) for a in pred["annotations"]})
+    else:
+        ids = {c["name"]: c["id"] for c in CATEGORIES}
+        unknown = [c for c in categories if c not in ids]
+        if unknown:
+            raise SpermInputError(f"unknown categories {', '.join(unknown)}; use {', '.join(ids)}.")
+        categories = [ids[c] for c in categories]
+    cats = [c for c in categories if c in gt_cats]
     md = (1, min(10, max_dets), max_dets)
     result: dict[str, Any] = {
         "images": len(image_ids),

@@ -1,0 +1,70 @@
+"""Detector speed: frames per second at 640x480 and 1280x1024, batch sizes 1, 4, 8.
+
+Runs under ``torch.inference_mode()`` (inside :meth:`Detector.detect`) with
+``torch.set_num_threads(THREADS)`` (default 2), on synthetic frames (phase-high and stained), the
+whole pipeline included (normalisation, pyramid, network, decoding, merging). Peak memory: the
+process's maximum resident set size (``resource.getrusage``). Adds CUDA figures when CUDA is present.
+
+Usage: .venv/bin/python benchmarks/detect_speed.py [--threads 2] [--frames 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+from napari_sperm.detection import load_detector
+from napari_sperm.synthetic import make_field
+
+
+def bench(det, frames: np.ndarray, batch: int, repeats: int = 2) -> float:
+    det.detect(frames[:batch], 0.3, batch)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        det.detect(frames, 0.3, batch)
+        if det.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return len(frames) / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=24)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    sets = {
+        "640x480 (phase-high)": np.stack(
+            [make_field("phase-high", seed=s).image for s in range(4)]
+        ),
+        "1280x1024 (stained RGB)": np.stack(
+            [make_field("stained", seed=s).image for s in range(2)]
+        ),
+    }
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
+    for dev in devices:
+        det = load_detector(None, dev)
+        for name, imgs in sets.items():
+            n = a.frames if "640" in name else max(8, a.frames // 3)
+            frames = np.concatenate([imgs] * (-(-n // len(imgs))))[:n]
+            if dev == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            for b in (1, 4, 8):
+                fps = bench(det, frames, b)
+                extra = ""
+                if dev == "cuda":
+                    extra = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+                print(f"{dev:4s} {name:24s} batch {b}: {fps:6.1f} frames/s{extra}", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory (whole process, incl. test frames): {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Inference: load the shipped (or a given) weights file and detect heads and whole cells.
+
+Pipeline per batch of frames: :func:`.normalize.normalize_frame` -> one host-to-device copy ->
+image pyramid (1, 1/2, 1/4) -> the network on each level (tiled when a level is larger than the
+tile size) -> 3x3 max-pool peaks -> each peak gives a head box and its whole-cell box (same score,
+same sperm id) -> a level keeps only cells whose predicted head length belongs to it -> duplicates
+(across levels and tiles) removed by head-centre distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io.errors import SpermInputError
+from .decode import decode_level, suppress_by_centre
+from .device import resolve_device
+from .levels import build_pyramid
+from .model import SpermNet
+from .normalize import normalize_frame
+from .results import FrameDetections
+from .tiling import plan_tiles
+
+__all__ = ["DEFAULT_WEIGHTS", "WEIGHTS_FORMAT", "Detector", "detect", "load_detector"]
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.pt"
+WEIGHTS_FORMAT = "napari-sperm-detector"
+_HINT = "pass --weights PATH or omit it for the default"
+
+DEFAULT_INFERENCE = {
+    "levels": 3,
+    "level_bounds": [17.0, 58.0],
+    "tile": 1024,
+    "tile_margin": 128,
+    "pad_multiple": 32,
+    "suppress_radius": 0.5,
+    "max_dets_per_level": 2000,
+}
+
+
+def _bad(path: Path, why: str) -> SpermInputError:
+    return SpermInputError(f"Cannot load detector weights {str(path)!r}: {why}; {_HINT}.")
+
+
+def load_detector(weights: str | Path | None = None, device: str = "auto") -> Detector:
+    """Load a detector from a weights file (``None``: the default shipped with the package)."""
+    path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+    dev = resolve_device(device)
+    if not path.is_file():
+        raise _bad(path, "no such file" if not path.exists() else "not a file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _bad(path, f"not a readable weights file ({type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != WEIGHTS_FORMAT:
+        raise _bad(path, f"not a {WEIGHTS_FORMAT} file")
+    if ckpt.get("version") != 1:
+        raise _bad(path, f"unsupported version {ckpt.get('version')!r}")
+    config = dict(ckpt.get("config") or {})
+    try:
+        model = SpermNet(**config.get("arch", {}))
+        state = {
+            k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+        }
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
+    return Detector(model, config, dev, path)
+
+
+class Detector:
+    """A loaded detector on one device (see :func:`load_detector`)."""
+
+    def __init__(
+        self, model: SpermNet, config: dict, device: torch.device, path: Path | None = None
+    ):
+        self.device = device
+        self.path = path
+        self.config = config
+        inf = dict(DEFAULT_INFERENCE)
+        inf.update(config.get("inference", {}))
+        self.inference = inf
+        self.model = model.to(device).eval()
+
+    # -- frames -------------------------------------------------------------------------------
+    @staticmethod
+    def _as_frames(frames) -> tuple[object, int, bool]:
+        shape = getattr(frames, "shape", None)
+        if shape is None:
+            frames = np.asarray(frames)
+            shape = frames.shape
+        nd = len(shape)
+        if nd == 2 or (nd == 3 and shape[-1] in (3, 4) and shape[0] > 4):
+            single = True
+        elif nd == 3 or nd == 4:
+            single = False
+        else:
+            raise SpermInputError(
+                f"Cannot detect in an array of shape {tuple(shape)}: expected a (H, W) or (H, W, 3) "
+                "image or a (frames, H, W[, 3]) stack."
+            )
+        n = 1 if single else int(shape[0])
+        hw = shape[:2] if single else shape[1:3]
+        if n == 0 or any(int(s) == 0 for s in hw):
+            raise SpermInputError(
+                f"Cannot detect in an empty image stack (shape {tuple(shape)}); open a stack with "
+                "at least one non-empty frame."
+            )
+        return frames, n, single
+
+    @staticmethod
+    def _frame(frames, i: int, single: bool) -> np.ndarray:
+        f = frames if single else frames[i]
+        if hasattr(f, "compute"):
+            f = f.compute()
+        return np.asarray(f)
+
+    # -- core ---------------------------------------------------------------------------------
+    def _run_level(self, x: torch.Tensor, score_threshold: float) -> list[np.ndarray]:
+        """Network + peak decoding on one pyramid level ``(B, 3, H, W)``, tiled if large."""
+        inf = self.inference
+        b, _, h, w = x.shape
+        per_image: list[list[np.ndarray]] = [[] for _ in range(b)]
+        mult = int(inf["pad_multiple"])
+        for t in plan_tiles(h, w, int(inf["tile"]), int(inf["tile_margin"])):
+            xt = x[:, :, t.y0 : t.y1, t.x0 : t.x1]
+            th, tw = xt.shape[-2:]
+            ph, pw = (-th) % mult, (-tw) % mult
+            if ph or pw:
+                xt = F.pad(xt, (0, pw, 0, ph))
+            if self.device.type == "cuda":
+                ctx = torch.autocast("cuda", dtype=torch.float16)
+            else:
+                ctx = nullcontext()
+            with ctx:
+                heat, reg = self.model(xt)
+            dets = decode_level(heat, reg, score_threshold, int(inf["max_dets_per_level"]))
+            for i, d in enumerate(dets):
+                d[:, [1, 5, 7, 10]] += t.x0
+                d[:, [2, 6, 8, 11]] += t.y0
+                cx, cy = d[:, 10], d[:, 11]
+                inside = (cx >= t.core_x0) & (cx < t.core_x1) & (cy >= t.core_y0) & (cy < t.core_y1)
+                per_image[i].append(d[inside])
+        return [np.concatenate(p, 0) for p in per_image]
+
+    def _detect_batch(self, batch: list[np.ndarray], score_threshold: float) -> list[np.ndarray]:
+        inf = self.inference
+        arr = np.stack([normalize_frame(f) for f in batch])
+        x = torch.from_numpy(arr).to(self.device, non_blocking=True)
+        h, w = arr.shape[-2:]
+        bounds = [0.0, *[float(v) for v in inf["level_bounds"]], float("inf")]
+        merged: list[list[np.ndarray]] = [[] for _ in batch]
+        for k, xl in enumerate(build_pyramid(x, int(inf["levels"]))):
+            if min(xl.shape[-2:]) < 8:
+                break
+            s = float(2**k)
+            for i, d in enumerate(self._run_level(xl, score_threshold)):
+                d[:, 1:12] *= s
+                hl = d[:, 9]
+                lo, hi = bounds[k], bounds[k + 1] if k + 1 < len(bounds) else float("inf")
+                if k == int(inf["levels"]) - 1:
+                    hi = float("inf")
+                merged[i].append(d[(hl >= lo) & (hl < hi)])
+        out = []
+        for parts in merged:
+            d = np.concatenate(parts, 0) if parts else np.zeros((0, 14), np.float32)
+            d = suppress_by_centre(d, float(inf["suppress_radius"]))
+            out.append(self._clip(d, h, w))
+        return out
+
+    @staticmethod
+    def _clip(d: np.ndarray, h: int, w: int) -> np.ndarray:
+        d = d.copy()
+        hx0 = np.clip(d[:, 1], 0, w)
+        hy0 = np.clip(d[:, 2], 0, h)
+        hx1 = np.clip(d[:, 1] + d[:, 3], 0, w)
+        hy1 = np.clip(d[:, 2] + d[:, 4], 0, h)
+        d[:, 1], d[:, 2], d[:, 3], d[:, 4] = hx0, hy0, hx1 - hx0, hy1 - hy0
+        d[:, 5] = np.clip(np.minimum(d[:, 5], hx0), 0, w)
+        d[:, 6] = np.clip(np.minimum(d[:, 6], hy0), 0, h)
+        d[:, 7] = np.clip(np.maximum(d[:, 7], hx1), 0, w)
+        d[:, 8] = np.clip(np.maximum(d[:, 8], hy1), 0, h)
+        ok = (d[:, 3] > 0) & (d[:, 4] > 0)
+        return d[ok]
+
+    @staticmethod
+    def _to_result(d: np.ndarray, frame: int) -> FrameDetections:
+        n = len(d)
+        ids = np.arange(1, n + 1)
+        head = d[:, 1:5]
+        cell = np.stack([d[:, 5], d[:, 6], d[:, 7] - d[:, 5], d[:, 8] - d[:, 6]], 1)
+        boxes = np.empty((2 * n, 4), np.float32)
+        boxes[0::2], boxes[1::2] = cell, head
+        scores = np.repeat(d[:, 0], 2)
+        classes = np.tile(np.array([1, 2]), n)
+        return FrameDetections(boxes, scores, classes, np.repeat(ids, 2), frame)
+
+    # -- public -------------------------------------------------------------------------------
+    def iter_detect(
+        self,
+        frames,
+        score_threshold: float = 0.3,
+        batch_size: int = 4,
+    ) -> Generator[tuple[int, int], None, list[FrameDetections]]:
+        """Detect frame by frame; yields ``(frames_done, total)`` after each batch.
+
+        The generator's return value (``StopIteration.value``, or ``yield from``) is the list of
+        :class:`FrameDetections`, one per frame with ``.frame`` its index.
+        """
+        frames, n, single = self._as_frames(frames)
+        batch_size = max(1, int(batch_size))
+        results: list[FrameDetections] = []
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                idx = range(start, min(n, start + batch_size))
+                batch = [self._frame(frames, i, single) for i in idx]
+                shapes = {b.shape[:2] for b in batch}
+                # on the CPU one frame at a time is faster (cache-friendly); on a GPU the whole batch
+                groups = (
+                    [batch]
+                    if len(shapes) == 1 and self.device.type != "cpu"
+                    else [[b] for b in batch]
+                )
+                dets: list[np.ndarray] = []
+                for g in groups:
+                    dets += self._detect_batch(g, score_threshold)
+                results += [self._to_result(d, i) for d, i in zip(dets, idx)]
+                yield len(results), n
+        return results
+
+    def detect(
+        self, frames, score_threshold: float = 0.3, batch_size: int = 4
+    ) -> list[FrameDetections]:
+        """Run :meth:`iter_detect` to the end and return its list."""
+        gen = self.iter_detect(frames, score_threshold, batch_size)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+
+def detect(
+    image,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    score_threshold: float = 0.3,
+    batch_size: int = 4,
+) -> list[FrameDetections]:
+    """One-call detection: :func:`load_detector` then :meth:`Detector.detect`."""
+    return load_detector(weights, device).detect(image, score_threshold, batch_size)

@@ -1,0 +1,60 @@
+"""Input normalisation shared by training and inference.
+
+Any dtype (uint8, uint16, float with NaNs), grey ``(H, W)`` or colour ``(H, W, 3|4)`` becomes a
+float32 ``(3, H, W)`` array: each frame is scaled robustly (its 1st..99.5th percentile to 0..1,
+NaN and infinities to 0) and grey frames are replicated to three channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "normalize_frame"]
+
+LOW_PERCENTILE = 1.0
+HIGH_PERCENTILE = 99.5
+_MAX_SAMPLES = 200_000
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    flat = values.reshape(-1)
+    if flat.size > _MAX_SAMPLES:  # a fixed stride subsample: fast and deterministic
+        flat = flat[:: flat.size // _MAX_SAMPLES + 1]
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(flat, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    return float(lo), float(hi)
+
+
+def normalize_frame(image: np.ndarray) -> np.ndarray:
+    """One frame to float32 ``(3, H, W)`` roughly in [0, 1].
+
+    Parameters
+    ----------
+    image : array
+        ``(H, W)`` grey or ``(H, W, C)`` with ``C`` in 1, 3, 4 (alpha is dropped), any real dtype.
+
+    Returns
+    -------
+    (3, H, W) float32 array
+        All channels share one robust scaling (so colour ratios are kept); non-finite -> 0.
+    """
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] in (1, 3, 4):
+        img = img[..., :3] if img.shape[-1] >= 3 else img[..., 0]
+    if img.ndim not in (2, 3):
+        raise ValueError(f"expected a (H, W) or (H, W, 3) frame, got shape {img.shape}")
+    if img.dtype == bool:
+        img = img.astype(np.uint8)
+    x = img.astype(np.float32, copy=False)
+    lo, hi = _percentiles(x)
+    scale = 1.0 / (hi - lo) if hi > lo else 1.0
+    x = (x - lo) * scale
+    x = np.clip(x, -0.5, 1.5)
+    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    if x.ndim == 2:
+        x = np.broadcast_to(x[None], (3, *x.shape))
+    else:
+        x = np.moveaxis(x, -1, 0)
+    return np.ascontiguousarray(x, dtype=np.float32)

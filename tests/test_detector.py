@@ -1,0 +1,220 @@
+"""The shipped sperm detector: weights, accuracy on fresh synthetic fields, inputs, API, errors.
+
+Accuracy thresholds are margins below what benchmarks/detect_accuracy.py measured (see
+docs/model-card.md); fields use seeds < 1000, never used in training (training seeds >= 1_000_000).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sperm.detection import (
+    DEFAULT_WEIGHTS,
+    Detector,
+    FrameDetections,
+    available_devices,
+    detect,
+    load_detector,
+    resolve_device,
+)
+from napari_sperm.io.errors import SpermInputError
+from napari_sperm.synthetic import make_field
+
+torch.set_num_threads(2)
+
+# (modality, seeds, min head recall, min head precision, min whole-cell recall) at IoU 0.5 and
+# score 0.3. Measured with the shipped weights on these seeds: phase-low 0.88 / 0.98 / 0.40,
+# phase-high 0.93 / 0.93 / 0.54, brightfield 0.65 / 0.91 / 0.31, stained 0.91 / 1.0 / 0.45.
+ACCURACY = {
+    "phase-low": ([901], 0.80, 0.90, 0.30),
+    "phase-high": ([902, 903], 0.85, 0.85, 0.40),
+    "brightfield": ([904, 905], 0.55, 0.80, 0.20),
+    "stained": ([906], 0.80, 0.85, 0.30),
+}
+
+
+@pytest.fixture(scope="module")
+def det() -> Detector:
+    return load_detector(None, "cpu")
+
+
+@pytest.fixture(scope="module")
+def phase_high():
+    return make_field("phase-high", seed=907)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of xywh boxes a (N, 4) and b (M, 4)."""
+    ax0, ay0, ax1, ay1 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
+    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0, None)
+    ih = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0, None)
+    inter = iw * ih
+    return inter / (a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter + 1e-9)
+
+
+def _greedy_matches(pred: np.ndarray, gt: np.ndarray, thr: float = 0.5) -> int:
+    if len(pred) == 0 or len(gt) == 0:
+        return 0
+    iou = _iou(pred, gt)
+    n = 0
+    used = np.zeros(len(gt), bool)
+    for i in range(len(pred)):  # pred sorted by score
+        cand = np.where(~used & (iou[i] >= thr))[0]
+        if len(cand):
+            used[cand[np.argmax(iou[i, cand])]] = True
+            n += 1
+    return n
+
+
+def test_default_weights_load(det):
+    assert DEFAULT_WEIGHTS.is_file()
+    assert DEFAULT_WEIGHTS.stat().st_size < 5_000_000
+    assert det.device == torch.device("cpu")
+    ckpt = torch.load(DEFAULT_WEIGHTS, weights_only=True)
+    assert ckpt["format"] == "napari-sperm-detector" and ckpt["version"] == 1
+    assert min(ckpt["training"]["fields"].values()) > 0
+
+
+@pytest.mark.parametrize("modality", list(ACCURACY))
+def test_accuracy_on_fresh_fields(det, modality):
+    seeds, min_rec, min_prec, min_sperm_rec = ACCURACY[modality]
+    tp = n_pred = n_gt = sperm_tp = 0
+    for seed in seeds:
+        fld = make_field(modality, seed=seed)
+        (res,) = det.detect(fld.image)
+        order = np.argsort(-res.scores, kind="stable")
+        res = res.select(order)
+        heads, cells = res.classes == 2, res.classes == 1
+        gt_heads = np.array([t.head_box() for t in fld.sperm if t.head_box()], float)
+        gt_cells = np.array([t.sperm_box() for t in fld.sperm if t.sperm_box()], float)
+        tp += _greedy_matches(res.boxes[heads], gt_heads)
+        sperm_tp += _greedy_matches(res.boxes[cells], gt_cells)
+        n_pred += int(heads.sum())
+        n_gt += len(gt_heads)
+    assert tp / n_gt >= min_rec, (tp, n_gt)
+    assert tp / max(1, n_pred) >= min_prec, (tp, n_pred)
+    assert sperm_tp / n_gt >= min_sperm_rec, (sperm_tp, n_gt)
+
+
+def test_heads_and_cells_linked_by_id(det, phase_high):
+    (res,) = det.detect(phase_high.image)
+    assert len(res) > 0
+    heads, cells = res.select(res.classes == 2), res.select(res.classes == 1)
+    assert sorted(heads.sperm_ids) == sorted(cells.sperm_ids)
+    assert len(set(heads.sperm_ids.tolist())) == len(heads)
+    by_id = {int(i): (b, s) for b, s, i in zip(cells.boxes, cells.scores, cells.sperm_ids)}
+    for b, s, i in zip(heads.boxes, heads.scores, heads.sperm_ids):
+        cb, cs = by_id[int(i)]
+        assert cs == s
+        # the whole-cell box contains its head box
+        assert cb[0] <= b[0] + 1e-3 and cb[1] <= b[1] + 1e-3
+        assert cb[0] + cb[2] >= b[0] + b[2] - 1e-3 and cb[1] + cb[3] >= b[1] + b[3] - 1e-3
+
+
+def test_input_types_give_detections(det, phase_high):
+    img = phase_high.image
+    (ref,) = det.detect(img)
+    n_ref = int((ref.classes == 2).sum())
+    as_u16 = img.astype(np.uint16) * 257
+    as_float = img.astype(np.float32) / 255.0
+    as_float[:3, :3] = np.nan
+    rgb = np.repeat(img[..., None], 3, axis=-1)
+    for variant in (as_u16, as_float, rgb):
+        (res,) = det.detect(variant)
+        n = int((res.classes == 2).sum())
+        assert abs(n - n_ref) <= max(2, 0.1 * n_ref), (variant.dtype, variant.shape, n, n_ref)
+
+
+def test_stack_and_progress(det):
+    frames = np.stack([make_field("phase-high", seed=s).image for s in (908, 909, 910)])
+    gen = det.iter_detect(frames, batch_size=2)
+    progress = []
+    while True:
+        try:
+            progress.append(next(gen))
+        except StopIteration as stop:
+            results = stop.value
+            break
+    assert progress == [(2, 3), (3, 3)]
+    assert [r.frame for r in results] == [0, 1, 2]
+    assert all(isinstance(r, FrameDetections) and len(r) > 0 for r in results)
+    again = det.detect(frames, batch_size=3)
+    for a, b in zip(results, again):
+        assert np.allclose(a.boxes, b.boxes, atol=0.05)
+
+
+def test_dask_stack(det):
+    da = pytest.importorskip("dask.array")
+    frames = np.stack([make_field("phase-high", seed=s).image for s in (911, 912)])
+    res = det.detect(da.from_array(frames, chunks=(1, 480, 640)))
+    assert [r.frame for r in res] == [0, 1]
+
+
+def test_tiling_matches_untiled(phase_high):
+    """Force 256 px tiles (margin 64) on a 640x480 frame: same heads as without tiles."""
+    whole = load_detector(None, "cpu")
+    tiled = load_detector(None, "cpu")
+    tiled.inference["tile"] = 256
+    tiled.inference["tile_margin"] = 64
+    (a,) = whole.detect(phase_high.image)
+    (b,) = tiled.detect(phase_high.image)
+    ha, hb = a.boxes[a.classes == 2], b.boxes[b.classes == 2]
+    assert abs(len(ha) - len(hb)) <= max(2, 0.05 * len(ha))
+    matched = _greedy_matches(hb, ha, 0.7)
+    assert matched >= 0.95 * len(ha)
+
+
+def test_detect_function_single_image(phase_high):
+    res = detect(phase_high.image, score_threshold=0.5, device="cpu")
+    assert len(res) == 1 and res[0].frame == 0
+    assert np.all(res[0].scores >= 0.5)
+
+
+def test_bad_weights_raise(tmp_path):
+    with pytest.raises(SpermInputError, match="--weights"):
+        load_detector(tmp_path / "missing.pt")
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"this is not a torch file")
+    with pytest.raises(SpermInputError, match="--weights"):
+        load_detector(bad)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"format": "something-else", "state_dict": {}}, wrong)
+    with pytest.raises(SpermInputError, match="--weights"):
+        load_detector(wrong)
+    mismatched = tmp_path / "mismatched.pt"
+    torch.save(
+        {
+            "format": "napari-sperm-detector",
+            "version": 1,
+            "config": {},
+            "state_dict": {"x": torch.zeros(1)},
+        },
+        mismatched,
+    )
+    with pytest.raises(SpermInputError, match="--weights"):
+        load_detector(mismatched)
+
+
+def test_empty_input_raises(det):
+    for empty in (
+        np.zeros((0, 64, 64), np.uint8),
+        np.zeros((2, 0, 64), np.uint8),
+        np.zeros((0, 0), np.uint8),
+    ):
+        with pytest.raises(SpermInputError):
+            det.detect(empty)
+
+
+def test_devices():
+    devs = available_devices()
+    assert devs[:2] == ["auto", "cpu"]
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(SpermInputError, match="cpu"):
+        resolve_device("tpu")
+    if "cuda" not in devs:
+        with pytest.raises(SpermInputError, match="available"):
+            resolve_device("cuda")
