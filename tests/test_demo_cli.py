@@ -16,7 +16,16 @@ from napari_sperm.io import SpermInputError
 def test_headless_demo_writes_sample_and_ground_truth(tmp_path):
     lines = []
     written = run_headless(tmp_path / "out", log=lines.append)
-    assert set(written) == {"phase-contrast", "stained"}
+    assert set(written) == {
+        "phase-contrast",
+        "stained",
+        "phase-contrast detections",
+        "stained detections",
+    }
+    pred = json.loads(written["phase-contrast detections"].read_text())
+    assert len(pred["images"]) == 20 and pred["annotations"]
+    scores = json.loads((tmp_path / "out" / "phase-contrast" / "detection-scores.json").read_text())
+    assert scores["categories"]["head"]["AP50"] > 0.8
     ds = json.loads(written["phase-contrast"].read_text())
     assert len(ds["images"]) == 20
     assert (tmp_path / "out" / "phase-contrast" / "images" / "phase-high_0001.tif").exists()

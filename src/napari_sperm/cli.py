@@ -82,39 +82,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_detect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .detection.coco_output import ImageRecord, detections_to_coco
     from .detection.detector import load_detector
-    from .detection.inputs import expand_inputs, frame_stack
-    from .io import atomic_write_json, read_image
+    from .detection.files import detect_files
+    from .io import atomic_write_json
 
     out = Path(args.output)
     if out.exists() and not args.force:
         raise SpermInputError(f"'{out}' already exists; choose another -o file or pass --force.")
-    files = expand_inputs(args.inputs)
     detector = load_detector(args.weights, args.device)
-    records: list[ImageRecord] = []
-    for k, name in enumerate(files, start=1):
-        img = read_image(name)
-        frames, is_stack = frame_stack(img.data, img.rgb)
-        h, w = frames.shape[1:3]
-        for det in detector.detect(frames, args.score_threshold, args.batch_size):
-            records.append(ImageRecord(name, w, h, det.frame if is_stack else None, det))
-        n_found = sum(int((r.detections.classes == 2).sum()) for r in records[-len(frames) :])
-        if not args.quiet:
-            print(
-                f"[detect] {k}/{len(files)} {name}: {len(frames)} frame(s), {n_found} heads",
-                file=sys.stderr,
-            )
-    ds = detections_to_coco(
-        records,
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    ds = detect_files(
+        args.inputs,
+        detector,
+        args.score_threshold,
+        args.batch_size,
+        log,
         weights=str(args.weights or "default"),
-        device=str(detector.device),
-        score_threshold=args.score_threshold,
     )
     atomic_write_json(out, ds)
     n_heads = sum(1 for a in ds["annotations"] if a["category_id"] == 2)
     print(
-        f"wrote {len(ds['images'])} frame(s), {n_heads} heads and {len(ds['annotations']) - n_heads} cells to {out}"
+        f"wrote {len(ds['images'])} frame(s), {n_heads} heads and "
+        f"{len(ds['annotations']) - n_heads} whole-cell boxes to {out}"
     )
     return 0
 
@@ -143,6 +132,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         pred_dir=Path(args.pred).parent,
         score_threshold=args.score_threshold,
         max_dets=args.max_dets,
+        categories=args.categories.split(",") if args.categories else None,
     )
     print(format_report(result))
     if args.json:
@@ -291,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         metavar="N",
         help="detections per image for AR; raise it for dense fields (default: %(default)s)",
+    )
+    p.add_argument(
+        "--categories",
+        metavar="NAMES",
+        help="comma-separated categories to score, e.g. head,sperm "
+        "(default: those the predictions contain)",
     )
     p.set_defaults(func=_cmd_evaluate)
 

@@ -6,6 +6,7 @@ Cancel takes effect at the next yield; nothing is added to the viewer unless the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -13,7 +14,34 @@ from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
+from ..io.errors import SpermInputError
+
 __all__ = ["BackgroundRunner"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Failed:
+    """What a guarded job returns instead of raising (see :func:`_guarded`)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _guarded(func: Callable[[], Generator]) -> Callable[[], Generator]:
+    """Wrap a job so its exception comes back as a value.
+
+    napari relays a worker's exceptions to its notification manager with the full traceback; bad
+    input should give one readable line instead, which :meth:`BackgroundRunner._on_error` shows.
+    """
+
+    def run():
+        try:
+            return (yield from func())
+        except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
+            return _Failed(exc)
+
+    return run
 
 
 class BackgroundRunner(Container):
@@ -55,10 +83,10 @@ class BackgroundRunner(Container):
         if job is None:
             return
         func, on_done = job
-        worker = create_worker(func, _start_thread=False)
+        worker = create_worker(_guarded(func), _start_thread=False)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_returned(on_done, result))
-        worker.errored.connect(self._on_error)
+        worker.errored.connect(self._on_error)  # only errors outside the guard reach this
         worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -82,6 +110,9 @@ class BackgroundRunner(Container):
         self.status.value = f"{done}/{total}"
 
     def _on_returned(self, on_done: Callable, result: Any) -> None:
+        if isinstance(result, _Failed):
+            self._on_error(result.error)
+            return
         try:
             on_done(result)
             self.status.value = "done"
@@ -89,8 +120,15 @@ class BackgroundRunner(Container):
             self._on_error(exc)
 
     def _on_error(self, exc: BaseException) -> None:
-        self.status.value = f"failed: {exc}"
-        show_error(f"napari-sperm: {exc}")
+        if isinstance(exc, SpermInputError):
+            message = str(exc)
+        else:  # a bug, not bad input: keep the traceback in the log, show one line
+            logger.error("napari-sperm background job failed", exc_info=exc)
+            message = (
+                f"unexpected {type(exc).__name__}: {exc} (details in the log; please report it)"
+            )
+        self.status.value = f"failed: {message}"
+        show_error(f"napari-sperm: {message}")
 
     def _on_aborted(self, *_: Any) -> None:
         self.status.value = "cancelled; nothing was changed"

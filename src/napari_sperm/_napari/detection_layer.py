@@ -1,0 +1,142 @@
+"""Detections <-> napari Shapes layer: rectangles, features, colours, identity and edit detection.
+
+A detections layer is recognised by its metadata (``napari_sperm.kind == "detections"`` and the name
+of the image it was made from), never by its own name. It also stores a fingerprint of its boxes and
+features; if the layer no longer matches it, the user has edited it and it is never replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from ..detection.results import DETECTED_CLASSES, FrameDetections
+
+__all__ = [
+    "CLASS_COLOURS",
+    "shapes_from_detections",
+    "detection_layer_kwargs",
+    "find_detection_layer",
+    "fingerprint",
+    "is_unedited",
+    "merge_frames",
+]
+
+CLASS_COLOURS = {"head": (1.0, 0.25, 0.85, 1.0), "sperm": (1.0, 0.85, 0.2, 1.0)}
+KIND = "detections"
+
+
+def shapes_from_detections(
+    results: list[FrameDetections], is_stack: bool
+) -> tuple[list[np.ndarray], dict]:
+    """Rectangles (napari ``(row, col)`` or ``(frame, row, col)`` corners) and a features table."""
+    shapes: list[np.ndarray] = []
+    feats: dict[str, list] = {"score": [], "class": [], "frame": [], "sperm_id": []}
+    for det in results:
+        for (x, y, w, h), score, cls, sid in zip(
+            det.boxes, det.scores, det.classes, det.sperm_ids, strict=True
+        ):
+            # Pixel (r, c) covers [r - 0.5, r + 0.5]: a box from pixel x covers x - 0.5 .. x + w - 0.5.
+            corners = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
+            if is_stack:
+                corners = np.column_stack([np.full(4, det.frame, float), corners])
+            shapes.append(corners)
+            feats["score"].append(float(score))
+            feats["class"].append(DETECTED_CLASSES.get(int(cls), str(cls)))
+            feats["frame"].append(int(det.frame))
+            feats["sperm_id"].append(int(sid))
+    return shapes, _features(feats)
+
+
+def _features(feats: dict[str, list]) -> dict[str, np.ndarray]:
+    return {
+        "score": np.asarray(feats["score"], float),
+        "class": np.asarray(feats["class"], dtype=object),
+        "frame": np.asarray(feats["frame"], int),
+        "sperm_id": np.asarray(feats["sperm_id"], int),
+    }
+
+
+def fingerprint(shapes, features) -> str:
+    """Hash of box corners and features, to tell whether a layer was edited."""
+    h = hashlib.sha1()
+    for s in shapes:
+        h.update(np.round(np.asarray(s, float), 3).tobytes())
+    for key in ("score", "class", "frame", "sperm_id"):
+        col = np.asarray(features[key]) if key in features else np.array([])
+        h.update(key.encode())
+        h.update(
+            "|".join(
+                str(round(v, 4)) if isinstance(v, float) else str(v) for v in col.tolist()
+            ).encode()
+        )
+    return h.hexdigest()
+
+
+def detection_layer_kwargs(
+    image_layer, features: dict, threshold: float, weights: str | None
+) -> dict[str, Any]:
+    """Keyword arguments for ``viewer.add_shapes`` that place boxes over ``image_layer``."""
+    n_spatial = image_layer.ndim  # for RGB, ndim excludes the colour axis
+    colours = np.array(
+        [CLASS_COLOURS.get(c, (0.6, 0.9, 1.0, 1.0)) for c in features["class"]], float
+    ).reshape(-1, 4)
+    return {
+        "name": f"{image_layer.name} detections",
+        "shape_type": "rectangle",
+        "edge_color": colours if len(colours) else "yellow",
+        "face_color": "transparent",
+        "edge_width": 2,
+        "features": features,
+        "scale": tuple(image_layer.scale[-n_spatial:]),
+        "translate": tuple(image_layer.translate[-n_spatial:]),
+        "ndim": n_spatial,
+        "metadata": {
+            "napari_sperm": {
+                "kind": KIND,
+                "source": image_layer.name,
+                "score_threshold": threshold,
+                "weights": weights or "default",
+            }
+        },
+    }
+
+
+def find_detection_layer(viewer, image_layer):
+    """The detections layer made from ``image_layer``, or None."""
+    for layer in viewer.layers:
+        meta = getattr(layer, "metadata", {}).get("napari_sperm", {})
+        if meta.get("kind") == KIND and meta.get("source") == image_layer.name:
+            return layer
+    return None
+
+
+def is_unedited(layer) -> bool:
+    """True when the layer still holds exactly what napari-sperm put in it."""
+    stored = layer.metadata.get("napari_sperm", {}).get("fingerprint")
+    return stored is not None and stored == fingerprint(layer.data, layer.features)
+
+
+def stamp(layer) -> None:
+    """Record the layer's current contents as napari-sperm's own (see :func:`is_unedited`)."""
+    meta = dict(layer.metadata)
+    inner = dict(meta.get("napari_sperm", {}))
+    inner["fingerprint"] = fingerprint(layer.data, layer.features)
+    meta["napari_sperm"] = inner
+    layer.metadata = meta
+
+
+def merge_frames(previous, shapes, features, frames: set[int]) -> tuple[list[np.ndarray], dict]:
+    """Shapes of ``previous`` outside ``frames`` followed by the new ``shapes`` (for one-frame reruns)."""
+    old = previous.features
+    keep = [i for i, f in enumerate(np.asarray(old["frame"], int)) if f not in frames]
+    merged_shapes = [np.asarray(previous.data[i]) for i in keep] + list(shapes)
+    merged = {
+        key: np.concatenate([np.asarray(old[key])[keep], np.asarray(features[key])]).astype(
+            features[key].dtype
+        )
+        for key in ("score", "class", "frame", "sperm_id")
+    }
+    return merged_shapes, merged
