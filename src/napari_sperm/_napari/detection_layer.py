@@ -92,6 +92,7 @@ def detection_layer_kwargs(
         "features": features,
         "scale": tuple(image_layer.scale[-n_spatial:]),
         "translate": tuple(image_layer.translate[-n_spatial:]),
+        "units": tuple(image_layer.units[-n_spatial:]),
         "ndim": n_spatial,
         "metadata": {
             "napari_sperm": {
