@@ -1,0 +1,75 @@
+"""Retake the napari screenshots in docs/images/ (needs a display; on a server use a virtual one):
+
+    xvfb-run -a .venv/bin/python scripts/screenshots.py
+
+- ``napari-main-job.png``: the main job's window (sample stack + plugin widgets) with the sample's
+  ground-truth heads and tails drawn over it;
+- ``detect-widget.png``: the Detect sperm widget after a run on the sample stack.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import napari
+from qtpy.QtWidgets import QApplication
+
+from napari_sperm.demo import open_viewer
+from napari_sperm.synthetic import make_stack
+from napari_sperm.synthetic.layers import truth_layer_data
+
+
+def _new_viewer() -> napari.Viewer:
+    viewer = napari.Viewer(title="napari-sperm", show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    return viewer
+
+
+def _save(viewer: napari.Viewer, out: Path, frame: int = 5) -> None:
+    viewer.dims.set_point(0, frame)
+    for _ in range(10):
+        QApplication.processEvents()
+    viewer.reset_view()
+    for _ in range(10):
+        QApplication.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False)
+    print(f"wrote {out}")
+    viewer.close()
+
+
+def main_job(out: Path) -> None:
+    viewer = _new_viewer()
+    open_viewer(viewer, block=False)
+    layer = viewer.layers[0]
+    meta = layer.metadata["napari_sperm"]
+    stack = make_stack(meta["modality"], layer.data.shape[0], meta["seed"])
+    for data, kwargs, kind in truth_layer_data(stack, "ground truth"):
+        if kind == "labels":
+            kwargs = {**kwargs, "opacity": 0.45}
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    viewer.layers["ground truth boxes"].visible = False  # heads and tails are easier to see alone
+    _save(viewer, out)
+
+
+def detect_widget(out: Path) -> None:
+    viewer = _new_viewer()
+    viewer.open_sample("napari-sperm", "phase_stack")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Detect sperm")
+    widget.runner.run_button.clicked.emit()
+    deadline = time.time() + 300
+    while widget.runner.running and time.time() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.05)
+    _save(viewer, out)
+
+
+def main(folder: str = "docs/images") -> None:
+    main_job(Path(folder) / "napari-main-job.png")
+    detect_widget(Path(folder) / "detect-widget.png")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
