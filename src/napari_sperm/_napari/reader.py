@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..io import is_supported, read_image
+from ..io._common import suffix_of
 
 __all__ = ["get_reader", "read_layers"]
 
@@ -36,11 +37,8 @@ def read_layers(path: str | os.PathLike | list) -> list[LayerData]:
     out: list[LayerData] = []
     for p in paths:
         img = read_image(p)
-        name = Path(p).name
-        for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-                break
+        path = Path(p)
+        name = path.name[: len(path.name) - len(suffix_of(path))] if path.is_file() else path.name
         kwargs: dict[str, Any] = {
             "name": name,
             "rgb": img.rgb,

@@ -65,10 +65,7 @@ class SyntheticWidget(Container):
         add_truth = bool(self.truth.value)
 
         def work():
-            stack = yield from _with_total(
-                iter_stack(modality, frames, seed, n_sperm=n_sperm), frames
-            )
-            return stack
+            return (yield from iter_stack(modality, frames, seed, n_sperm=n_sperm))
 
         def done(stack):
             obj = stack if frames > 1 else stack.field(0)
@@ -80,13 +77,3 @@ class SyntheticWidget(Container):
                 getattr(self._viewer, f"add_{kind}")(data, **kwargs)
 
         return work, done
-
-
-def _with_total(gen, total):
-    """Turn a generator yielding ``done`` counts into one yielding ``(done, total)``."""
-    while True:
-        try:
-            done = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield done, total

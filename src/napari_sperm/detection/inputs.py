@@ -6,14 +6,10 @@ import os
 from pathlib import Path
 
 from ..io.errors import SpermInputError
-from ..io.folders import natural_key
-from ..io.images import SUPPORTED_SUFFIXES
+from ..io.folders import list_frames
+from ..io.images import is_supported
 
-__all__ = ["expand_inputs"]
-
-
-def _supported(path: Path) -> bool:
-    return path.name.lower().endswith(SUPPORTED_SUFFIXES)
+__all__ = ["expand_inputs", "frame_stack"]
 
 
 def expand_inputs(paths: list[str | os.PathLike]) -> list[str]:
@@ -31,19 +27,12 @@ def expand_inputs(paths: list[str | os.PathLike]) -> list[str]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files = sorted(
-                (
-                    c
-                    for c in p.iterdir()
-                    if c.is_file() and not c.name.startswith(".") and _supported(c)
-                ),
-                key=lambda c: natural_key(c.name),
-            )
+            files = list_frames(p)
             if not files:
                 raise SpermInputError(f"'{raw}' holds no .tif/.tiff/.png/.jpg images.")
             out.extend(str(Path(raw) / c.name) for c in files)
         elif p.is_file():
-            if not _supported(p):
+            if not is_supported(p):
                 raise SpermInputError(
                     f"'{raw}' is not a supported image; give .tif/.tiff (stacks too), .png or .jpg files or folders."
                 )

@@ -148,7 +148,7 @@ def _read_folder_frame(
     return frame
 
 
-def _list_frames(folder: Path) -> list[Path]:
+def list_frames(folder: Path) -> list[Path]:
     """List the image frames of a folder in natural order.
 
     Parameters
@@ -207,7 +207,7 @@ def read_folder(source: str, lazy: bool | None, threshold: int | None) -> ImageD
     """
     folder = Path(source)
     try:
-        paths = _list_frames(folder)
+        paths = list_frames(folder)
     except OSError as exc:
         raise SpermInputError(
             f"Cannot read folder {source!r}: {short(exc)}. Check the folder permissions."

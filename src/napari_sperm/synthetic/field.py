@@ -485,8 +485,8 @@ def iter_stack(
     crossings: int | None = None,
     crossing_angle_deg: tuple[float, float] = (20.0, 90.0),
     realism: Realism | None = None,
-) -> Generator[int, None, SyntheticStack]:
-    """Generate a synthetic stack frame by frame, yielding the number of frames done.
+) -> Generator[tuple[int, int], None, SyntheticStack]:
+    """Generate a synthetic stack frame by frame, yielding ``(frames_done, n_frames)``.
 
     The generator's return value (``StopIteration.value``, or the result of ``yield from``) is the
     :class:`SyntheticStack`; long-running callers use it to report progress and to cancel between
@@ -571,7 +571,7 @@ def iter_stack(
         images.append(expose(canvas, m, illum, blur, realism.noise, quality, frame_seeds[f]))
         truth.append(frame_truth)
         overlaps.append(_crossing_pairs(frame_truth))
-        yield f + 1
+        yield f + 1, n_frames
     return SyntheticStack(
         images=np.stack(images),
         sperm=truth,
