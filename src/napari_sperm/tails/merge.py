@@ -1,0 +1,407 @@
+"""Merging: join skeleton pieces into whole tails.
+
+1. **Hubs.** Junction clusters joined by very short pieces form one crossing hub (an X crossing is
+   often two 3-way junctions a few pixels apart). A stem shared by two tails that run together in a
+   shallow crossing (a Y at each end whose branches both continue the stem) is folded into one hub
+   as well, so both tails may use it.
+2. **Best-first matching through each hub.** Every pair of piece ends at a hub gets a cost: the bend
+   between their fitted directions plus a penalty for sideways offset between the fitted lines. Pairs
+   are accepted cheapest first, each end at most once, so a tail continues straight through a
+   crossing whatever the piece numbering.
+3. **Chains.** Following accepted pairs from piece to piece gives chains, one per tail.
+4. **Gap bridging.** Free chain ends that face each other across a short gap are joined, cheapest
+   first, using a k-d tree over end points only (no all-pairs pixel distances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .direction import EndFits, angle_deg
+from .results import MergeDecision
+from .skeleton import SkeletonGraph
+
+__all__ = ["Hubs", "Chain", "build_hubs", "match_hubs", "build_chains", "bridge_gaps"]
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        p = self.parent
+        root = i
+        while p[root] != root:
+            root = p[root]
+        while p[i] != root:
+            p[i], i = root, p[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class Hubs:
+    """Junction clusters grouped into crossing hubs.
+
+    Attributes
+    ----------
+    hub_of_cluster : (C,) int
+        Hub of every junction cluster.
+    role : (P,) int
+        0 ordinary piece, 1 internal to a hub, 2 pruned spur, 3 not part of a tail.
+    ends : dict hub -> list of end ids
+        Piece ends (``2 * piece + end``) of ordinary pieces at each hub.
+    internal : dict hub -> list of piece ids
+    """
+
+    hub_of_cluster: np.ndarray
+    role: np.ndarray
+    ends: dict[int, list[int]]
+    internal: dict[int, list[int]]
+    spurs: dict[int, list[int]] = field(default_factory=dict)
+
+    def hub_of_end(self, g: SkeletonGraph, end_id: int) -> int:
+        c = g.end_cluster[end_id // 2, end_id % 2]
+        return -1 if c < 0 else int(self.hub_of_cluster[c])
+
+
+def _pair_cost(
+    fits: EndFits, i: np.ndarray, j: np.ndarray, width: float, lateral_weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bend (deg), sideways offset (in widths, relative) and cost for continuing end i into end j."""
+    di, dj = fits.direction[i], fits.direction[j]
+    bend = angle_deg(di, -dj)
+    ci, cj = fits.centre[i], fits.centre[j]
+    v = cj - ci
+    chord = np.hypot(v[:, 0], v[:, 1])
+    perp_j = np.abs(v[:, 0] * di[:, 1] - v[:, 1] * di[:, 0])
+    perp_i = np.abs(v[:, 0] * dj[:, 1] - v[:, 1] * dj[:, 0])
+    lateral = 0.5 * (perp_i + perp_j) / (width + 0.15 * chord)
+    return bend, lateral, bend + lateral_weight * lateral
+
+
+def build_hubs(
+    g: SkeletonGraph,
+    fits: EndFits,
+    width: float,
+    spur_len: float,
+    merge_len: float,
+    shared_len: float,
+    max_bend: float,
+    max_split: float,
+    dropped: np.ndarray | None = None,
+) -> Hubs:
+    """Prune spurs and group junction clusters into hubs.
+
+    Parameters
+    ----------
+    g : SkeletonGraph
+    fits : EndFits
+    width : float
+        Tail width in pixels.
+    spur_len, merge_len, shared_len : float
+        Pixel lengths: spur pruning, short-piece hub merging, longest shared stem.
+    max_bend, max_split : float
+        Degrees: largest bend for a branch to continue a shared stem, and largest angle between the
+        two branches of a shallow crossing.
+    dropped : (P,) bool array, optional
+        Pieces of components that are not tails; they take no part.
+
+    Returns
+    -------
+    Hubs
+    """
+    n_p = g.n_pieces
+    role = np.zeros(n_p, np.int8)
+    ec = g.end_cluster
+    free = ec < 0
+    spur = (free[:, 0] ^ free[:, 1]) & (g.length < spur_len)
+    role[spur] = 2
+    if dropped is not None:
+        role[dropped] = 3
+    uf = _UnionFind(max(g.n_clusters, 1))
+    both = (ec[:, 0] >= 0) & (ec[:, 1] >= 0)
+    short = both & (g.length < merge_len) & (role != 3)
+    for p in np.flatnonzero(short).tolist():
+        uf.union(int(ec[p, 0]), int(ec[p, 1]))
+        role[p] = 1
+
+    def collect():
+        hub_of = np.array([uf.find(c) for c in range(g.n_clusters)], np.int64)
+        ends: dict[int, list[int]] = {}
+        for p in np.flatnonzero(role == 0).tolist():
+            for e in (0, 1):
+                c = ec[p, e]
+                if c >= 0:
+                    ends.setdefault(int(hub_of[c]), []).append(2 * p + e)
+        return hub_of, ends
+
+    hub_of, ends = collect()
+    # Shared stems of shallow crossings: Y - stem - Y.
+    stems = np.flatnonzero((role == 0) & both & (g.length <= shared_len))
+    changed: set[int] = set()
+    for s in stems[np.argsort(g.length[stems])].tolist():
+        h0, h1 = int(hub_of[ec[s, 0]]), int(hub_of[ec[s, 1]])
+        if h0 == h1 or h0 in changed or h1 in changed:
+            continue
+        if len(ends.get(h0, ())) != 3 or len(ends.get(h1, ())) != 3:
+            continue
+        ok = True
+        for h, se in ((h0, 2 * s), (h1, 2 * s + 1)):
+            others = np.array([e for e in ends[h] if e != se])
+            if others.size != 2:
+                ok = False
+                break
+            bend, _, _ = _pair_cost(fits, others, np.array([se, se]), width, 0.0)
+            split = angle_deg(fits.direction[others[0]], fits.direction[others[1]])
+            if bend.max() > max_bend or split > max_split:
+                ok = False
+                break
+        if ok:
+            uf.union(int(ec[s, 0]), int(ec[s, 1]))
+            role[s] = 1
+            changed.update((h0, h1))
+    hub_of, ends = collect()
+    internal: dict[int, list[int]] = {}
+    spurs: dict[int, list[int]] = {}
+    for p in np.flatnonzero(role == 1).tolist():
+        internal.setdefault(int(hub_of[ec[p, 0]]), []).append(p)
+    for p in np.flatnonzero(role == 2).tolist():
+        c = ec[p, 0] if ec[p, 0] >= 0 else ec[p, 1]
+        spurs.setdefault(int(hub_of[c]), []).append(p)
+    return Hubs(hub_of, role, ends, internal, spurs)
+
+
+def match_hubs(
+    g: SkeletonGraph,
+    fits: EndFits,
+    hubs: Hubs,
+    width: float,
+    max_bend: float,
+    lateral_weight: float,
+    max_lateral: float,
+) -> tuple[np.ndarray, list[MergeDecision]]:
+    """Best-first matching of piece ends through every hub.
+
+    Returns
+    -------
+    partner : (2P,) int
+        The end each end continues into, -1 where a tail stops.
+    decisions : list of MergeDecision
+    """
+    partner = np.full(2 * g.n_pieces, -1, np.int64)
+    decisions: list[MergeDecision] = []
+    for _hub, ends in hubs.ends.items():
+        e = np.asarray(ends, np.int64)
+        if e.size < 2:
+            continue
+        ii, jj = np.triu_indices(e.size, 1)
+        i, j = e[ii], e[jj]
+        keep = (i // 2) != (j // 2)  # never join a piece to itself
+        i, j = i[keep], j[keep]
+        if i.size == 0:
+            continue
+        bend, lateral, cost = _pair_cost(fits, i, j, width, lateral_weight)
+        dist = np.hypot(*(fits.point[i] - fits.point[j]).T)
+        through = e.size == 2
+        for k in np.argsort(cost, kind="stable").tolist():
+            a, b = int(i[k]), int(j[k])
+            mid = 0.5 * (fits.point[a] + fits.point[b])
+            if partner[a] >= 0 or partner[b] >= 0:
+                continue
+            if through:
+                reason, ok = "pass through", True
+            elif bend[k] > max_bend:
+                reason, ok = "rejected: angle", False
+            elif lateral[k] > max_lateral:
+                reason, ok = "rejected: offset", False
+            else:
+                reason, ok = "through junction", True
+            decisions.append(
+                MergeDecision(
+                    (a // 2, b // 2), (a % 2, b % 2), float(dist[k]), float(bend[k]),
+                    float(cost[k]), ok, reason, (float(mid[0]), float(mid[1])),
+                )
+            )  # fmt: skip
+            if ok:
+                partner[a], partner[b] = b, a
+    return partner, decisions
+
+
+@dataclass
+class Chain:
+    """Pieces of one tail in order, each with its orientation.
+
+    ``steps[k] = (piece, forward)``; ``links[k]`` says how ``steps[k]`` joins ``steps[k + 1]``:
+    ``("hub", hub)`` or ``("gap", None)``.
+    """
+
+    steps: list[tuple[int, bool]]
+    links: list[tuple[str, int | None]]
+
+    def head_end(self) -> int:
+        """End id at the chain's start."""
+        p, fwd = self.steps[0]
+        return 2 * p + (0 if fwd else 1)
+
+    def tail_end(self) -> int:
+        """End id at the chain's finish."""
+        p, fwd = self.steps[-1]
+        return 2 * p + (1 if fwd else 0)
+
+    def reversed(self) -> Chain:
+        return Chain([(p, not f) for p, f in reversed(self.steps)], list(reversed(self.links)))
+
+
+def build_chains(g: SkeletonGraph, hubs: Hubs, partner: np.ndarray) -> list[Chain]:
+    """Follow accepted pairs from piece to piece; every ordinary piece ends up in one chain."""
+    ordinary = np.flatnonzero(hubs.role == 0)
+    seen = np.zeros(g.n_pieces, bool)
+    chains: list[Chain] = []
+
+    def walk(p: int, fwd: bool) -> Chain:
+        steps, links = [], []
+        while True:
+            seen[p] = True
+            steps.append((p, fwd))
+            out_end = 2 * p + (1 if fwd else 0)
+            nxt = int(partner[out_end])
+            if nxt < 0 or seen[nxt // 2]:
+                return Chain(steps, links)
+            links.append(("hub", hubs.hub_of_end(g, out_end)))
+            p, fwd = nxt // 2, nxt % 2 == 0
+
+    # Start from ends that stop (free or unmatched) so chains run end to end.
+    for p in ordinary.tolist():
+        if seen[p]:
+            continue
+        for e in (0, 1):
+            if partner[2 * p + e] < 0:
+                chains.append(walk(p, e == 0))
+                break
+    for p in ordinary.tolist():  # closed loops
+        if not seen[p]:
+            chains.append(walk(p, True))
+    return chains
+
+
+def bridge_gaps(
+    chains: list[Chain],
+    fits: EndFits,
+    width: float,
+    gap_len: float,
+    max_bend: float,
+    blocked: np.ndarray | None = None,
+) -> tuple[list[Chain], list[MergeDecision]]:
+    """Join chain ends that face each other across a gap, cheapest first.
+
+    Parameters
+    ----------
+    chains : list of Chain
+    fits : EndFits
+    width : float
+    gap_len : float
+        Largest gap in pixels.
+    max_bend : float
+        Largest angle (degrees) between the bridge and either end direction.
+    blocked : (2P,) bool array, optional
+        Ends that must not be bridged (e.g. ends at a head).
+
+    Returns
+    -------
+    chains : list of Chain
+    decisions : list of MergeDecision
+    """
+    if len(chains) < 2:
+        return chains, []
+    term = np.array([[c.head_end(), c.tail_end()] for c in chains], np.int64).ravel()
+    owner = np.repeat(np.arange(len(chains)), 2)
+    pts = fits.point[term]
+    tree = cKDTree(pts)
+    pairs = tree.query_pairs(gap_len, output_type="ndarray")
+    if pairs.size == 0:
+        return chains, []
+    a, b = pairs[:, 0], pairs[:, 1]
+    keep = owner[a] != owner[b]
+    if blocked is not None:
+        keep &= ~blocked[term[a]] & ~blocked[term[b]]
+    a, b = a[keep], b[keep]
+    if a.size == 0:
+        return chains, []
+    ea, eb = term[a], term[b]
+    v = fits.point[eb] - fits.point[ea]
+    dist = np.hypot(v[:, 0], v[:, 1])
+    u = v / np.maximum(dist, 1e-9)[:, None]
+    short = dist < 1.0
+    leave = np.where(short, 0.0, angle_deg(fits.direction[ea], u))
+    enter = np.where(short, 0.0, angle_deg(fits.direction[eb], -u))
+    bend = angle_deg(fits.direction[ea], -fits.direction[eb])
+    worst = np.maximum(np.maximum(leave, enter), bend)
+    cost = worst + 10.0 * dist / width
+    decisions: list[MergeDecision] = []
+    uf = _UnionFind(len(chains))
+    used = np.zeros(term.size, bool)
+    joins: list[tuple[int, int]] = []
+    for k in np.argsort(cost, kind="stable").tolist():
+        x, y = int(a[k]), int(b[k])
+        if used[x] or used[y]:
+            continue
+        ok = worst[k] <= max_bend and uf.find(owner[x]) != uf.find(owner[y])
+        reason = "gap bridge" if ok else "rejected: gap angle"
+        mid = 0.5 * (fits.point[ea[k]] + fits.point[eb[k]])
+        decisions.append(
+            MergeDecision(
+                (int(ea[k] // 2), int(eb[k] // 2)), (int(ea[k] % 2), int(eb[k] % 2)),
+                float(dist[k]), float(bend[k]), float(cost[k]), ok, reason,
+                (float(mid[0]), float(mid[1])),
+            )
+        )  # fmt: skip
+        if ok:
+            used[x] = used[y] = True
+            uf.union(int(owner[x]), int(owner[y]))
+            joins.append((x, y))
+    if not joins:
+        return chains, decisions
+    # Stitch: each terminal slot x (chain x // 2, side x % 2) links to one other slot.
+    link = np.full(term.size, -1, np.int64)
+    for x, y in joins:
+        link[x], link[y] = y, x
+    out: list[Chain] = []
+    done = np.zeros(len(chains), bool)
+    for start in range(len(chains)):
+        if done[start]:
+            continue
+        # Walk to one extreme of this group first.
+        c, side = start, 0
+        guard = 0
+        while link[2 * c + side] >= 0 and guard <= len(chains):
+            nxt = int(link[2 * c + side])
+            c, side = nxt // 2, 1 - nxt % 2
+            guard += 1
+            if c == start:
+                break
+        # Now c's "side" end is free: build forward from there.
+        steps: list[tuple[int, bool]] = []
+        links: list[tuple[str, int | None]] = []
+        cur, entry = c, side
+        while True:
+            done[cur] = True
+            piece = chains[cur] if entry == 0 else chains[cur].reversed()
+            if steps:
+                links.append(("gap", None))
+            steps += piece.steps
+            links += piece.links
+            exit_slot = 2 * cur + (1 - entry)
+            nxt = int(link[exit_slot])
+            if nxt < 0 or done[nxt // 2]:
+                break
+            cur, entry = nxt // 2, nxt % 2
+        out.append(Chain(steps, links))
+    return out, decisions

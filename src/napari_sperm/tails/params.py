@@ -1,0 +1,86 @@
+"""Parameters of Con2Dis tail clustering.
+
+Every length is a multiple of the tail width ``w`` (estimated from the mask, or given), so the same
+defaults work on 1-px phase-contrast tails and on 5-px stained ones. The few floors in pixels keep the
+rules meaningful when ``w`` is about one pixel; they are named ``*_px``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+__all__ = ["Con2DisParams"]
+
+
+@dataclass(frozen=True)
+class Con2DisParams:
+    """Thresholds of :func:`~napari_sperm.tails.cluster_tails`, all with defaults.
+
+    Lengths are in units of the tail width ``w`` unless the name ends in ``_px``; angles in degrees.
+    """
+
+    tail_width: float | None = None
+    """Tail width in pixels; ``None`` estimates it as mask area / skeleton length (median over
+    connected components, weighted by length)."""
+
+    # Connectivity
+    min_component_length: float = 4.0
+    """Connected components whose skeleton is shorter than this (x ``w``) are not tails."""
+    min_length_px: float = 8.0
+    """Floor, in pixels, for ``min_component_length`` and ``min_tail_length``."""
+    max_component_width: float = 3.0
+    """Components thicker than this (area / skeleton length, x ``w``) are blobs, not tails."""
+    spur_length: float = 1.5
+    """Skeleton branches with a free end shorter than this (x ``w``, at least 2 px) are pruned."""
+    hub_merge_length: float = 2.5
+    """Junctions joined by a skeleton piece shorter than this (x ``w``) form one crossing hub."""
+
+    # Conformity (directions at piece ends)
+    junction_skip: float = 1.0
+    """Skeleton near a junction bends towards it; the end fit skips this much (x ``w``)."""
+    fit_length: float = 6.0
+    """Arc length (x ``w``, at least ``fit_length_px``) of skeleton fitted for an end direction."""
+    fit_length_px: float = 8.0
+    """Floor, in pixels, of the fitted arc length."""
+
+    # Matching through junctions
+    max_bend_deg: float = 40.0
+    """Two piece ends continue each other through a junction only if they bend less than this."""
+    lateral_weight_deg: float = 20.0
+    """Cost, in degrees, of one ``w`` of sideways offset between the two fitted end lines."""
+    max_lateral: float = 2.0
+    """Largest sideways offset (x ``w``, plus 15 % of the distance between the fits) accepted."""
+    shared_max_split_deg: float = 60.0
+    """At a Y junction, two branches closer in direction than this may both continue the stem (a
+    shallow crossing where two tails run together for a while)."""
+    shared_max_length: float = 60.0
+    """Longest stem (x ``w``) that two tails may share in a shallow crossing."""
+
+    # Distance (gap bridging)
+    gap_length: float = 4.0
+    """Free tail ends closer than this (x ``w``, at least 4 px) may be bridged."""
+    gap_max_bend_deg: float = 35.0
+    """A bridge must leave and enter both ends within this angle of their directions."""
+
+    # Output
+    min_tail_length: float = 4.0
+    """Tail instances shorter than this (x ``w``, at least ``min_length_px``) are dropped."""
+
+    # Pairing with heads
+    pair_max_gap: float = 3.0
+    """A tail end pairs with a head only if it lies within ``pair_rear_fraction`` x head length
+    plus this (x ``w``) of the head's rear end."""
+    pair_rear_fraction: float = 0.35
+    """Share of the head length allowed between the tail end and the head's rear end."""
+    pair_max_angle_deg: float = 50.0
+    """Largest angle between the tail's end direction and the head axis."""
+
+    def replace(self, **changes) -> Con2DisParams:
+        """A copy with some fields changed (unknown names raise ``TypeError``)."""
+        known = {f.name for f in fields(self)}
+        bad = set(changes) - known
+        if bad:
+            raise TypeError(f"unknown Con2DisParams field(s): {', '.join(sorted(bad))}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Con2DisParams(**values)

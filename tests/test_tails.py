@@ -1,0 +1,233 @@
+"""Con2Dis tail clustering: API, input errors, crossings, and accuracy floors on seeded fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sperm.io.errors import SpermInputError
+from napari_sperm.synthetic import make_field
+from napari_sperm.tails import (
+    Con2DisParams,
+    MergeDecision,
+    TailClustering,
+    TailInstance,
+    cluster_tails,
+    iter_cluster_tails,
+)
+from napari_sperm.tails.published import cluster_tails_published
+from napari_sperm.tails.scoring import match_iou, score_field, summarize, tail_mask_of
+
+
+def _line(shape, p0, p1, width):
+    """Mask of a straight band of ``width`` px from p0 to p1 (row, col)."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    d = p1 - p0
+    t = np.clip(((rr - p0[0]) * d[0] + (cc - p0[1]) * d[1]) / (d @ d), 0, 1)
+    dist = np.hypot(rr - (p0[0] + t * d[0]), cc - (p0[1] + t * d[1]))
+    return dist <= width / 2
+
+
+def _disc(shape, centre, radius):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(rr - centre[0], cc - centre[1]) <= radius
+
+
+def _ellipse(shape, centre, axis, a, b):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    dr, dc = rr - centre[0], cc - centre[1]
+    along = dr * axis[0] + dc * axis[1]
+    across = -dr * axis[1] + dc * axis[0]
+    return (along / a) ** 2 + (across / b) ** 2 <= 1
+
+
+def _two_tails(angle_deg, width=3.0, length=160.0, shape=(240, 240)):
+    """Two straight tails crossing at their middles at ``angle_deg``; heads beyond one end."""
+    c = np.array(shape, float) / 2
+    lines, heads = [], np.zeros(shape, np.int32)
+    for k, ang in enumerate((90.0, 90.0 + angle_deg)):
+        u = np.array([np.sin(np.radians(ang)), np.cos(np.radians(ang))])  # (row, col)
+        a, b = c - 0.5 * length * u, c + 0.5 * length * u
+        lines.append(_line(shape, a, b, width))
+        heads[_ellipse(shape, a - 10 * u, u, 10, 6)] = k + 1
+    return lines, heads
+
+
+# ------------------------------------------------------------------------------------------------
+# API and input errors
+# ------------------------------------------------------------------------------------------------
+
+
+def test_api_types_and_progress():
+    lines, heads = _two_tails(60)
+    mask = lines[0] | lines[1]
+    gen = iter_cluster_tails(mask, heads)
+    steps = []
+    while True:
+        try:
+            steps.append(next(gen))
+        except StopIteration as done:
+            res = done.value
+            break
+    assert steps and steps[-1][0] == steps[-1][1]
+    assert isinstance(res, TailClustering)
+    assert all(isinstance(t, TailInstance) for t in res.tails)
+    assert all(isinstance(m, MergeDecision) for m in res.merges)
+    assert res.shape == mask.shape and res.tail_width == pytest.approx(3.0, abs=1.0)
+    lab = res.labels()
+    assert lab.dtype == np.int32 and lab.shape == mask.shape
+    assert set(np.unique(lab)) <= {0, 1, 2}
+    assert res.tail_for_head(1) is not None and res.tail_for_head(7) is None
+    t = res.tail_for_head(1)
+    assert t.centreline.shape[1] == 2 and t.length > 100
+    assert t.pair_distance is not None and t.pair_angle_deg is not None
+    assert any(m.accepted and m.reason == "through junction" for m in res.merges)
+
+
+@pytest.mark.parametrize(
+    "mask, heads, words",
+    [
+        (np.zeros((4, 5, 6), bool), None, "2-D"),
+        (np.zeros((20, 20), bool), None, "empty"),
+        (np.full((20, 20), 0.5), None, "not binary"),
+        (np.array([[0, 1], [2, 0]]), None, "not binary"),
+        (np.array([[np.nan, 1.0], [0.0, 0.0]]), None, "NaN"),
+        (np.ones((20, 20), bool), np.zeros((10, 10), int), "shape"),
+        (np.ones((20, 20), bool), np.zeros((20, 20), bool), "label"),
+    ],
+)
+def test_bad_input_raises_one_line(mask, heads, words):
+    with pytest.raises(SpermInputError) as err:
+        cluster_tails(mask, heads)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_mask_without_tails_raises():
+    blob = _disc((80, 80), (40, 40), 15)
+    with pytest.raises(SpermInputError, match="no tail-shaped"):
+        cluster_tails(blob)
+
+
+def test_accepts_0_1_ints_and_0_255_bytes():
+    lines, _ = _two_tails(90)
+    mask = lines[0] | lines[1]
+    a = cluster_tails(mask.astype(np.uint8))
+    b = cluster_tails(mask.astype(np.uint8) * 255)
+    c = cluster_tails(mask.astype(float))
+    assert len(a.tails) == len(b.tails) == len(c.tails) == 2
+
+
+def test_params_replace_and_given_width():
+    p = Con2DisParams().replace(tail_width=4.0)
+    assert p.tail_width == 4.0
+    with pytest.raises(TypeError):
+        Con2DisParams().replace(nonsense=1)
+    lines, _ = _two_tails(90)
+    assert cluster_tails(lines[0] | lines[1], params=p).tail_width == 4.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Crossings built by hand
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("angle", [90, 45, 25, 10])
+def test_two_straight_tails_cross_and_pair(angle):
+    lines, heads = _two_tails(angle)
+    res = cluster_tails(lines[0] | lines[1], heads)
+    from napari_sperm.synthetic import CropMask
+
+    truth = [CropMask((0, 0), m) for m in lines]
+    match, iou = match_iou(truth, [t.mask for t in res.tails], lines[0].shape)
+    assert len(res.tails) == 2
+    assert iou.min() > 0.8
+    for k in range(2):
+        assert res.tails[match[k]].head == k + 1
+
+
+def test_vertical_tail_continues_through_crossing():
+    # A vertical tail is where y-on-x slopes fail; here it must pass straight through.
+    shape = (200, 200)
+    vertical = _line(shape, (10, 100), (190, 100), 3)
+    diagonal = _line(shape, (30, 30), (170, 170), 3)
+    res = cluster_tails(vertical | diagonal)
+    from napari_sperm.synthetic import CropMask
+
+    _, iou = match_iou(
+        [CropMask((0, 0), vertical), CropMask((0, 0), diagonal)], [t.mask for t in res.tails], shape
+    )
+    assert len(res.tails) == 2 and iou.min() > 0.8
+
+
+def test_gap_is_bridged():
+    shape = (120, 200)
+    a = _line(shape, (60, 10), (60, 95), 3)
+    b = _line(shape, (60, 104), (60, 190), 3)
+    res = cluster_tails(a | b)
+    assert len(res.tails) == 1
+    assert any(m.reason == "gap bridge" and m.accepted for m in res.merges)
+    assert res.tails[0].mask.mask.sum() > (a | b).sum()  # the gap is filled
+
+
+def test_three_tails_through_one_point():
+    shape = (240, 240)
+    c = np.array([120.0, 120.0])
+    lines = []
+    for ang in (0, 60, 120):
+        u = np.array([np.sin(np.radians(ang)), np.cos(np.radians(ang))])
+        lines.append(_line(shape, c - 100 * u, c + 100 * u, 3))
+    res = cluster_tails(lines[0] | lines[1] | lines[2])
+    from napari_sperm.synthetic import CropMask
+
+    _, iou = match_iou([CropMask((0, 0), m) for m in lines], [t.mask for t in res.tails], shape)
+    assert len(res.tails) == 3 and iou.min() > 0.7
+
+
+# ------------------------------------------------------------------------------------------------
+# Accuracy floors on small seeded synthetic fields (regression floors; see docs/con2dis.md for the
+# full benchmark)
+# ------------------------------------------------------------------------------------------------
+
+FLOOR_FIELDS = {
+    # modality: (n_sperm, crossings, seeds)
+    "stained": (6, 3, (1, 2)),
+    "phase-high": (12, 4, (1, 2)),
+    "brightfield": (12, 4, (1, 2)),
+    "phase-low": (60, 12, (1,)),
+}
+FLOORS = {  # modality: (crossing tails recovered, tails paired with the right head)
+    "stained": (0.85, 0.85),
+    "phase-high": (0.75, 0.6),
+    "brightfield": (0.8, 0.8),
+    "phase-low": (0.6, 0.55),
+}
+
+
+@pytest.mark.parametrize("modality", list(FLOOR_FIELDS))
+def test_accuracy_floors(modality):
+    n, k, seeds = FLOOR_FIELDS[modality]
+    ours, pub = [], []
+    for seed in seeds:
+        for band in ((0, 15), (15, 45), (45, 90)):
+            fld = make_field(modality, seed=seed, n_sperm=n, crossings=k, crossing_angle_deg=band)
+            mask, heads = tail_mask_of(fld), fld.head_labels()
+            ours.append(score_field(fld, cluster_tails(mask, heads)))
+    s = summarize(ours)
+    cross = s["crossing"][0] / max(s["crossing"][1], 1)
+    paired = s["paired"][0] / max(s["paired"][1], 1)
+    assert s["crossing"][1] >= 5
+    assert cross >= FLOORS[modality][0], s
+    assert paired >= FLOORS[modality][1], s
+    del pub
+
+
+def test_ours_beats_published_on_a_crossing_field():
+    fld = make_field("brightfield", seed=4, n_sperm=12, crossings=4, crossing_angle_deg=(15, 60))
+    mask, heads = tail_mask_of(fld), fld.head_labels()
+    ours = summarize([score_field(fld, cluster_tails(mask, heads))])
+    pub_res = cluster_tails_published(mask, heads)
+    assert isinstance(pub_res, TailClustering)
+    pub = summarize([score_field(fld, pub_res)])
+    assert ours["all"][0] > pub["all"][0]
+    assert ours["paired"][0] > pub["paired"][0]
