@@ -141,6 +141,70 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tails(args: argparse.Namespace) -> int:
+    import dataclasses
+    import io
+    from pathlib import Path
+
+    import numpy as np
+    import tifffile
+
+    from .io import atomic_write, atomic_write_json, read_image
+    from .tails.params import Con2DisParams
+    from .tails.stack import (
+        as_head_labels,
+        as_tail_masks,
+        clustering_records,
+        iter_cluster_stack,
+        stack_labels,
+    )
+
+    out = Path(args.output)
+    for target in filter(None, [out, args.json and Path(args.json)]):
+        if target.exists() and not args.force:
+            raise SpermInputError(
+                f"'{target}' already exists; choose another file or pass --force."
+            )
+    tails_img = read_image(args.tails, lazy=False)
+    if tails_img.rgb:
+        raise SpermInputError(
+            f"'{args.tails}' is an RGB image; give a label or binary mask of tail pixels."
+        )
+    masks, is_stack = as_tail_masks(tails_img.data, f"tail mask '{args.tails}'")
+    heads = None
+    if args.heads:
+        heads_img = read_image(args.heads, lazy=False)
+        heads = as_head_labels(heads_img.data, masks.shape, f"head labels '{args.heads}'")
+    params = Con2DisParams()
+    if args.tail_width is not None:
+        params = dataclasses.replace(params, tail_width=float(args.tail_width))
+    gen = iter_cluster_stack(masks, heads, params=params)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as finished:
+            results = finished.value
+            break
+        if not args.quiet and is_stack:
+            print(f"[tails] frame {done}/{total}", file=sys.stderr)
+    labels = stack_labels(results)
+    labels = labels if is_stack else labels[0]
+    dtype = np.uint16 if labels.max() < 2**16 else np.uint32
+    buffer = io.BytesIO()  # tifffile wants a named file; write to memory, then atomically to disk
+    tifffile.imwrite(buffer, labels.astype(dtype), compression="zlib")
+    with atomic_write(out) as fh:
+        fh.write(buffer.getvalue())
+    if args.json:
+        atomic_write_json(Path(args.json), clustering_records(results, is_stack))
+    n = sum(len(r.tails) for r in results)
+    paired = sum(1 for r in results for t in r.tails if t.head is not None)
+    print(
+        f"wrote {n} tails ({paired} paired with a head) in {len(results)} frame(s) to {out}"
+        + (f" and their centrelines and merge decisions to {args.json}" if args.json else "")
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate the CLI reference in the docs)."""
     from .synthetic import modality_names
@@ -289,6 +353,35 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: those the predictions contain)",
     )
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "tails",
+        help="split merged or crossing tails and pair them with heads (Con2Dis)",
+        description="Read a tail mask (TIFF; 2-D or a stack; every label > 0 is a tail pixel), "
+        "split it into single tails by connectivity, conformity and distance (Con2Dis), pair each "
+        "tail with a head from --heads, and write a label TIFF in which a paired tail carries its "
+        "head's id (the sperm id) and an unpaired one a fresh id above every head id.",
+    )
+    p.add_argument("tails", metavar="TAILS.tif", help="tail mask or label image (TIFF)")
+    p.add_argument(
+        "--heads", metavar="HEADS.tif", help="head label image of the same size (ids = sperm ids)"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="tail labels to write")
+    p.add_argument(
+        "--json",
+        metavar="OUT.json",
+        help="also write every tail's centreline (x, y), its head and the merge decisions",
+    )
+    p.add_argument(
+        "--tail-width",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="tail width in pixels; thresholds scale with it (default: estimated from the mask)",
+    )
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_tails)
 
     p = sub.add_parser(
         "info",
