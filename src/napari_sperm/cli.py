@@ -205,6 +205,58 @@ def _cmd_tails(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_sam_or_classic(engine: str, model: str, checkpoint, device: str, warn):
+    """``("sam", handle)`` when a SAM checkpoint loads, else ``("classic", None)`` with a warning."""
+    if engine != "sam":
+        return "classic", None
+    from .segmentation.sam import SamUnavailable, load_sam
+
+    try:
+        return "sam", load_sam(model, checkpoint, device)
+    except SamUnavailable as exc:
+        warn(str(exc))
+        return "classic", None
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .detection.detector import load_detector
+    from .io import atomic_write_json
+    from .segmentation.files import segment_files
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise SpermInputError(f"'{out}' already exists; choose another -o file or pass --force.")
+    detector = load_detector(args.weights, args.device)
+
+    def warn(line: str) -> None:
+        print(f"napari-sperm segment: warning: {line}", file=sys.stderr)
+
+    engine, sam = _load_sam_or_classic(
+        args.engine, args.sam_model, args.sam_checkpoint, args.device, warn
+    )
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    ds = segment_files(
+        args.inputs,
+        detector,
+        engine=engine,
+        sam=sam,
+        score_threshold=args.score_threshold,
+        batch_size=args.batch_size,
+        log=log,
+        weights=str(args.weights or "default"),
+        sam_model=args.sam_model if engine == "sam" else None,
+    )
+    atomic_write_json(out, ds)
+    cats = [a["category_id"] for a in ds["annotations"]]
+    print(
+        f"wrote {len(ds['images'])} frame(s) with {cats.count(2)} heads, {cats.count(3)} tails and "
+        f"{cats.count(1)} whole cells ({engine} engine) to {out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate the CLI reference in the docs)."""
     from .synthetic import modality_names
@@ -353,6 +405,56 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: those the predictions contain)",
     )
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "segment",
+        help="detect, segment heads and tails, split tails (Con2Dis); write COCO masks",
+        description="Detect sperm in image files or folders, outline every head, find the tails "
+        "(classic ridge engine, or the SAM cascade with a checkpoint), split crossing tails and pair "
+        "them with heads (Con2Dis), and write COCO with RLE masks for sperm (1), head (2) and tail "
+        "(3), every part linked to its cell by attributes.sperm_id.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="COCO file to write")
+    p.add_argument(
+        "--engine",
+        choices=["classic", "sam"],
+        default="classic",
+        help="classic needs no weights; sam needs a checkpoint and falls back to classic "
+        "with a warning when none is found (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sam-checkpoint",
+        metavar="PATH",
+        default=None,
+        help="SAM checkpoint file (default: $NAPARI_SPERM_SAM_CHECKPOINT, then the cache folder)",
+    )
+    p.add_argument(
+        "--sam-model",
+        choices=["vit_b", "vit_l", "vit_h", "mobile_sam"],
+        default="vit_b",
+        help="SAM model type of the checkpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="detector weights (default: the shipped model)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.3,
+        metavar="T",
+        help="segment heads scoring at least T (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=4, metavar="B", help="frames per detector batch"
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_segment)
 
     p = sub.add_parser(
         "tails",

@@ -1,0 +1,110 @@
+"""Segmentation results -> the ``heads`` and ``tails`` Labels layers with a per-cell features table.
+
+Layers are recognised by metadata (kind and source image), carry a fingerprint, and are replaced only
+while unedited (see :mod:`.tails_layers`); an edited layer is kept and the new result goes to a new
+layer. The features table has one row per cell and frame; for a single image its ``index`` column is
+the label value, so napari shows the row when the pointer is over the cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .tails_layers import find_output, is_unedited, stamp
+
+__all__ = ["HEADS_KIND", "TAILS_KIND", "features_table", "write_segmentation"]
+
+HEADS_KIND, TAILS_KIND = "segmentation-heads", "segmentation-tails"
+
+
+def features_table(results, first: int = 0) -> pd.DataFrame:
+    """One row per cell (and unpaired tail) per frame."""
+    rows = []
+    for k, res in enumerate(results):
+        for rec in res.sperm:
+            rows.append(
+                {
+                    "index": rec.sperm_id,
+                    "sperm_id": rec.sperm_id,
+                    "frame": first + k,
+                    "head_area": rec.head_area,
+                    "tail_length": round(rec.tail_length, 2),
+                    "paired": rec.paired,
+                    "score": round(rec.score, 4),
+                    "engine": rec.engine,
+                }
+            )
+    columns = [
+        "index",
+        "sperm_id",
+        "frame",
+        "head_area",
+        "tail_length",
+        "paired",
+        "score",
+        "engine",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _placement(layer) -> dict:
+    n = layer.ndim
+    return {
+        "scale": tuple(layer.scale[-n:]),
+        "translate": tuple(layer.translate[-n:]),
+        "units": tuple(layer.units[-n:]),
+    }
+
+
+def write_segmentation(
+    viewer, image_layer, results, engine, is_stack, first, only_current, replace
+):
+    """Add or update the ``heads`` and ``tails`` layers of ``image_layer``."""
+    table = features_table(results, first)
+    for kind, name, getter in (
+        (HEADS_KIND, "heads", lambda r: r.head_labels()),
+        (TAILS_KIND, "tails", lambda r: r.tail_labels()),
+    ):
+        labels = np.stack([getter(r) for r in results]).astype(np.int32)
+        previous = find_output(viewer, kind, image_layer.name) if replace else None
+        if previous is not None and not is_unedited(previous):
+            from napari.utils.notifications import show_info
+
+            show_info(
+                f"napari-sperm: '{previous.name}' was edited, so it is kept and the new result goes to a new layer."
+            )
+            previous = None
+        old_table = None
+        if is_stack:
+            full = np.zeros((image_layer.data.shape[0],) + labels.shape[1:], np.int32)
+            if only_current and previous is not None:
+                full[:] = np.asarray(previous.data)
+                old = previous.metadata.get("napari_sperm", {}).get("cells")
+                old_table = None if old is None else pd.DataFrame(old)
+            full[first : first + labels.shape[0]] = labels
+            data = full
+        else:
+            data = labels[0]
+        cells = table
+        if old_table is not None and len(old_table):
+            cells = pd.concat([old_table[old_table["frame"] != first], table], ignore_index=True)
+        meta = {
+            "napari_sperm": {
+                "kind": kind,
+                "source": image_layer.name,
+                "engine": engine,
+                "cells": cells.to_dict(orient="list"),
+            }
+        }
+        features = cells if not is_stack else cells.drop(columns=["index"])
+        if previous is None:
+            new = viewer.add_labels(
+                data, name=name, metadata=meta, features=features, **_placement(image_layer)
+            )
+            stamp(new)
+        else:
+            previous.data = data
+            previous.metadata = meta
+            previous.features = features
+            stamp(previous)

@@ -1,0 +1,348 @@
+"""Segment heads and tails of detected sperm: the cascade, then Con2Dis, per frame.
+
+Per frame: the head boxes (class ``head`` of the detector's output) are outlined (classic engine:
+:func:`~.head_mask.head_masks`; SAM engine: one prompted mask-decoder call per box); the flagellum
+pixels are found (classic: :func:`~.tail_mask.tail_mask`; SAM: single tails picked off round after
+round plus what is left); Con2Dis (:func:`napari_sperm.tails.cluster_tails`) splits the tail pixels
+into single tails and pairs each with its head. A head and its tail carry the same sperm id, the one
+the detector gave the cell, so boxes, labels and COCO records line up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..detection.results import FrameDetections
+from ..io.errors import SpermInputError
+from ..synthetic.raster import CropMask
+from ..tails import Con2DisParams, TailClustering, cluster_tails
+from ..tails.stack import heads_from_boxes
+from .head_mask import head_masks
+from .params import HeadMaskParams, TailMaskParams
+from .tail_mask import tail_mask
+
+__all__ = [
+    "ENGINES",
+    "SpermRecord",
+    "FrameSegmentation",
+    "iter_segment",
+    "segment",
+]
+
+ENGINES = ("classic", "sam")
+
+
+@dataclass
+class SpermRecord:
+    """One segmented cell (or an unpaired tail) in one frame.
+
+    Attributes
+    ----------
+    sperm_id : int
+        The detector's id for the cell (head and tail share it); unpaired tails get fresh ids above
+        every head id.
+    head : CropMask or None
+        Head pixels; None for a tail without a head.
+    tail : CropMask or None
+        Flagellum pixels; None when no tail was paired. A pixel where two tails cross belongs to both.
+    centreline : (N, 2) float array or None
+        Tail centreline ``(row, col)`` from the head end to the tip.
+    score : float
+        The head detection's score (0 for an unpaired tail).
+    engine : str
+        ``"classic"`` or ``"sam"``.
+    """
+
+    sperm_id: int
+    head: CropMask | None
+    tail: CropMask | None
+    centreline: np.ndarray | None
+    score: float
+    engine: str
+
+    @property
+    def paired(self) -> bool:
+        """True when the cell has both a head and a tail."""
+        return self.head is not None and self.tail is not None
+
+    @property
+    def head_area(self) -> int:
+        return 0 if self.head is None else self.head.area
+
+    @property
+    def tail_length(self) -> float:
+        """Centreline arc length in pixels (0 without a tail)."""
+        if self.centreline is None or len(self.centreline) < 2:
+            return 0.0
+        step = np.diff(np.asarray(self.centreline, float), axis=0)
+        return float(np.hypot(step[:, 0], step[:, 1]).sum())
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The whole cell (head plus tail) as a full-frame boolean mask."""
+        out = np.zeros(shape, bool)
+        for part in (self.head, self.tail):
+            if part is not None:
+                part.paste(out)
+        return out
+
+
+@dataclass
+class FrameSegmentation:
+    """Everything segmented in one frame.
+
+    Attributes
+    ----------
+    frame : int
+        Index in the stack (0 for a single image).
+    shape : (int, int)
+    sperm : list of SpermRecord
+        Detected cells in detection order, then unpaired tails.
+    clustering : TailClustering or None
+        Con2Dis's full result (merge decisions, centrelines); None when there were no tail pixels.
+    stats : dict
+        Engine counters (e.g. SAM decoder calls, rounds, seconds).
+    """
+
+    frame: int
+    shape: tuple[int, int]
+    sperm: list[SpermRecord]
+    clustering: TailClustering | None = None
+    stats: dict = field(default_factory=dict)
+
+    def head_labels(self) -> np.ndarray:
+        """``(H, W)`` int32 labels of heads, value = sperm id."""
+        out = np.zeros(self.shape, np.int32)
+        for rec in self.sperm:
+            if rec.head is not None:
+                rec.head.paste(out, rec.sperm_id)
+        return out
+
+    def tail_labels(self) -> np.ndarray:
+        """``(H, W)`` int32 labels of tails, value = sperm id (at a crossing the later cell shows)."""
+        out = np.zeros(self.shape, np.int32)
+        for rec in self.sperm:
+            if rec.tail is not None:
+                rec.tail.paste(out, rec.sperm_id)
+        return out
+
+
+def _as_frames(images) -> tuple[np.ndarray, bool]:
+    arr = images if hasattr(images, "ndim") else np.asarray(images)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3):
+        return arr[None], False
+    if arr.ndim in (3, 4):
+        return arr, True
+    raise SpermInputError(
+        f"image with shape {tuple(arr.shape)} is not a frame or a stack of frames; "
+        "give (H, W), (H, W, 3), (F, H, W) or (F, H, W, 3)."
+    )
+
+
+def _as_detections(boxes, n_frames: int) -> list[FrameDetections]:
+    """Head boxes per frame from FrameDetections (one or a list) or an (n, 4) array (one frame)."""
+    if isinstance(boxes, FrameDetections):
+        boxes = [boxes]
+    if isinstance(boxes, Sequence) and boxes and isinstance(boxes[0], FrameDetections):
+        dets = list(boxes)
+    else:
+        arr = np.asarray(boxes, float)
+        if arr.size == 0:
+            arr = arr.reshape(0, 4)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise SpermInputError(
+                f"head boxes have shape {arr.shape}; give an (n, 4) array of [x, y, width, height] "
+                "or the detector's FrameDetections."
+            )
+        n = len(arr)
+        dets = [FrameDetections(arr, np.ones(n), np.full(n, 2), np.arange(1, n + 1))]
+    if len(dets) != n_frames:
+        raise SpermInputError(
+            f"got detections for {len(dets)} frame(s) but the image has {n_frames}; "
+            "give one FrameDetections per frame."
+        )
+    return dets
+
+
+def _head_label_image(shape, masks: list[CropMask], boxes, ids) -> tuple[np.ndarray, list]:
+    """Head labels from masks; a box whose mask came out empty gets its inscribed ellipse."""
+    labels = np.zeros(shape, np.int32)
+    heads: list[CropMask] = []
+    for m, box, sid in zip(masks, boxes, ids, strict=True):
+        if m.area < 3:
+            ellipse = heads_from_boxes(shape, [box], [1]) > 0
+            m = _crop(ellipse)
+        m.paste(labels, int(sid))
+        heads.append(m)
+    return labels, heads
+
+
+def _crop(full: np.ndarray) -> CropMask:
+    rows = np.flatnonzero(full.any(axis=1))
+    if rows.size == 0:
+        return CropMask.empty()
+    cols = np.flatnonzero(full.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return CropMask((int(r0), int(c0)), full[r0:r1, c0:c1].copy())
+
+
+def _segment_frame(
+    image: np.ndarray,
+    det: FrameDetections,
+    frame: int,
+    engine: str,
+    sam,
+    score_threshold: float,
+    con2dis: Con2DisParams | None,
+    sam_params,
+    sam_mode: str,
+    head_params: HeadMaskParams | None,
+    tail_params: TailMaskParams | None,
+) -> Generator[tuple[int, int], None, FrameSegmentation]:
+    shape = image.shape[:2]
+    keep = (det.classes == 2) & (det.scores >= score_threshold)
+    boxes = det.boxes[keep].astype(float)
+    ids = det.sperm_ids[keep].astype(int)
+    scores = det.scores[keep].astype(float)
+    stats: dict = {}
+    extra_tails = np.zeros(shape, bool)
+    if engine == "sam":
+        from .sam.cascade import iter_sam_cascade
+
+        result = yield from iter_sam_cascade(image, boxes, sam, mode=sam_mode, params=sam_params)
+        masks = list(result.heads)
+        for t in result.tails:
+            t.paste(extra_tails)
+        extra_tails |= np.asarray(result.residual, bool)
+        stats = {
+            "decoder_calls": result.decoder_calls,
+            "rounds": result.rounds,
+            "seconds": result.seconds,
+            "mode": result.mode,
+        }
+    else:
+        masks = head_masks(image, boxes, params=head_params) if len(boxes) else []
+    heads, head_crops = _head_label_image(shape, masks, boxes, ids)
+    if engine == "sam":
+        tails = extra_tails & (heads == 0)
+    else:
+        head_length = float(np.median(np.maximum(boxes[:, 2], boxes[:, 3]))) if len(boxes) else None
+        tails = tail_mask(
+            image, heads if len(boxes) else None, head_length=head_length, params=tail_params
+        )
+    clustering = None
+    if tails.any():
+        try:
+            clustering = cluster_tails(tails, heads if len(boxes) else None, params=con2dis)
+        except SpermInputError as exc:
+            if "no tail" not in str(exc).lower():
+                raise
+    tails_found = [] if clustering is None else clustering.tails
+    by_head = {int(t.head): t for t in tails_found if t.head is not None}
+    unpaired = [t for t in tails_found if t.head is None]
+    records = []
+    for sid, crop, score in zip(ids, head_crops, scores, strict=True):
+        t = by_head.get(int(sid))
+        records.append(
+            SpermRecord(
+                int(sid),
+                crop,
+                None if t is None else t.mask,
+                None if t is None else np.asarray(t.centreline, float),
+                float(score),
+                engine,
+            )
+        )
+    next_id = max([0, *det.sperm_ids.tolist()]) + 1
+    for t in unpaired:
+        records.append(
+            SpermRecord(next_id, None, t.mask, np.asarray(t.centreline, float), 0.0, engine)
+        )
+        next_id += 1
+    return FrameSegmentation(frame, shape, records, clustering, stats)
+
+
+def iter_segment(
+    images,
+    boxes,
+    *,
+    engine: str = "classic",
+    sam=None,
+    score_threshold: float = 0.3,
+    con2dis: Con2DisParams | None = None,
+    sam_params=None,
+    sam_mode: str = "prompted",
+    head_params: HeadMaskParams | None = None,
+    tail_params: TailMaskParams | None = None,
+) -> Generator[tuple[int, int], None, list[FrameSegmentation]]:
+    """Segment heads and tails frame by frame; yields ``(frames_done, total)``.
+
+    Parameters
+    ----------
+    images : array
+        ``(H, W)``, ``(H, W, 3)``, ``(F, H, W)`` or ``(F, H, W, 3)``; any real dtype.
+    boxes : FrameDetections, list of FrameDetections, or (n, 4) array
+        The detector's output (one per frame; head rows are used), or head boxes
+        ``[x, y, w, h]`` for a single frame (ids 1..n).
+    engine : {"classic", "sam"}
+        ``classic`` needs no weights; ``sam`` needs ``sam`` (see
+        :func:`napari_sperm.segmentation.sam.load_sam`).
+    sam : SamHandle, optional
+        A loaded SAM model for ``engine="sam"``.
+    score_threshold : float
+        Head boxes scoring below this are not segmented.
+    con2dis : Con2DisParams, optional
+        Settings of the tail clustering.
+    sam_params, sam_mode
+        Settings of the SAM cascade (``"prompted"`` or ``"amg"``).
+    head_params, tail_params : HeadMaskParams, TailMaskParams, optional
+        Settings of the classic engine's head and tail masks.
+
+    Returns
+    -------
+    list of FrameSegmentation
+        The generator's return value, one per frame.
+    """
+    if engine not in ENGINES:
+        raise SpermInputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
+    if engine == "sam" and sam is None:
+        raise SpermInputError("engine 'sam' needs a loaded SAM model; pass sam=load_sam(...).")
+    frames, _ = _as_frames(images)
+    if frames.shape[0] == 0 or 0 in frames.shape[1:3]:
+        raise SpermInputError(f"the image is empty (shape {tuple(frames.shape)}).")
+    dets = _as_detections(boxes, frames.shape[0])
+    out: list[FrameSegmentation] = []
+    n = frames.shape[0]
+    for f in range(n):
+        frame = np.asarray(frames[f])
+        inner = _segment_frame(
+            frame,
+            dets[f],
+            f,
+            engine,
+            sam,
+            score_threshold,
+            con2dis,
+            sam_params,
+            sam_mode,
+            head_params,
+            tail_params,
+        )
+        out.append(_drain(inner))
+        yield f + 1, n
+    return out
+
+
+def _drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            return done.value
+
+
+def segment(images, boxes, **kwargs) -> list[FrameSegmentation]:
+    """:func:`iter_segment` without progress; same parameters and result."""
+    return _drain(iter_segment(images, boxes, **kwargs))

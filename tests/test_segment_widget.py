@@ -1,0 +1,162 @@
+"""The Segment heads & tails dock widget: Labels layers keyed by sperm id, features, frames,
+reruns that never clobber edits, cancel, bad input, and the SAM fallback message."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from napari_sperm._napari import segment_widget as sw
+from napari_sperm.synthetic import make_field
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def field():
+    return make_field("phase-high", seed=6, n_sperm=5)
+
+
+def _boxes_layer(viewer, fields, name="cells detections"):
+    """A detections-style Shapes layer holding the truth head boxes (frame axis for stacks)."""
+    shapes, ids, frames = [], [], []
+    for k, f in enumerate(fields):
+        for s in f.sperm:
+            box = s.head_box()
+            if box is None:
+                continue
+            x, y, w, h = box
+            corners = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
+            if len(fields) > 1:
+                corners = np.column_stack([np.full(4, k, float), corners])
+            shapes.append(corners)
+            ids.append(s.sperm_id)
+            frames.append(k)
+    return viewer.add_shapes(
+        shapes,
+        shape_type="rectangle",
+        name=name,
+        features={
+            "score": [0.9] * len(ids),
+            "class": ["head"] * len(ids),
+            "frame": frames,
+            "sperm_id": ids,
+        },
+    )
+
+
+def _widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Segment heads & tails")
+    return widget
+
+
+def _run(widget, qtbot):
+    widget.runner.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=120_000)
+
+
+def test_heads_and_tails_layers_share_sperm_ids(make_napari_viewer, qtbot, field):
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="cells", scale=(0.2, 0.2))
+    _boxes_layer(viewer, [field])
+    widget = _widget(viewer)
+    _run(widget, qtbot)
+    heads, tails = viewer.layers["heads"], viewer.layers["tails"]
+    assert tuple(heads.scale) == (0.2, 0.2)
+    truth = field.head_labels()
+    for s in field.sperm:
+        if s.head.area == 0:
+            continue
+        inside = np.asarray(heads.data)[truth == s.sperm_id]
+        assert np.mean(inside == s.sperm_id) > 0.7
+    feats = heads.features
+    assert {"sperm_id", "head_area", "tail_length", "paired", "engine"} <= set(feats.columns)
+    assert (feats["engine"] == "classic").all()
+    paired = feats[feats["paired"]]
+    assert len(paired) >= 3
+    for sid in paired["sperm_id"]:
+        assert (np.asarray(tails.data) == sid).any()
+
+
+def test_stack_current_frame_and_edits_are_kept(make_napari_viewer, qtbot, field):
+    other = make_field("phase-high", seed=7, n_sperm=4)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.stack([field.image, other.image]), name="cells")
+    _boxes_layer(viewer, [field, other])
+    widget = _widget(viewer)
+    _run(widget, qtbot)
+    heads = viewer.layers["heads"]
+    assert heads.data.shape == (2,) + field.shape
+    assert heads.data[0].max() > 0 and heads.data[1].max() > 0
+    assert set(heads.features["frame"]) == {0, 1}
+    # rerun on frame 1 only: same layers, frame 0 untouched
+    before0 = np.asarray(heads.data[0]).copy()
+    viewer.dims.set_point(0, 1)
+    widget.frames.value = sw.CURRENT
+    _run(widget, qtbot)
+    assert len(viewer.layers) == 4 and viewer.layers["heads"] is heads
+    assert np.array_equal(heads.data[0], before0)
+    assert set(heads.features["frame"]) == {0, 1}
+    # the user paints on the tails: the next run leaves them alone
+    tails = viewer.layers["tails"]
+    data = np.asarray(tails.data).copy()
+    data[0, :4, :4] = 77
+    tails.data = data
+    _run(widget, qtbot)
+    assert tails.data[0, 0, 0] == 77
+    assert len(viewer.layers) == 5
+
+
+def test_cancel_leaves_viewer_unchanged(make_napari_viewer, qtbot, monkeypatch, field):
+    def slow(frames, dets, **kwargs):
+        for f in range(len(frames)):
+            time.sleep(0.05)
+            yield f + 1, len(frames)
+        return []
+
+    monkeypatch.setattr(sw, "iter_segment", slow)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((60,) + field.shape, np.uint8), name="cells")
+    _boxes_layer(viewer, [field] * 60)
+    widget = _widget(viewer)
+    widget.runner.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: widget.runner.progress.value >= 1, timeout=30_000)
+    widget.runner.cancel_button.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=30_000)
+    assert [layer.name for layer in viewer.layers] == ["cells", "cells detections"]
+
+
+@pytest.mark.parametrize("case", ["no image", "no detections", "empty stack"])
+def test_bad_input_gives_a_notification(make_napari_viewer, monkeypatch, case, field):
+    messages = []
+    monkeypatch.setattr(sw, "show_error", messages.append)
+    viewer = make_napari_viewer()
+    if case == "no detections":
+        viewer.add_image(field.image, name="cells")
+    elif case == "empty stack":
+        viewer.add_image(np.zeros((0, 16, 16), np.uint8), name="cells")
+        _boxes_layer(viewer, [field])
+    widget = _widget(viewer)
+    widget.runner.run_button.clicked.emit()
+    assert len(messages) == 1 and messages[0].startswith("napari-sperm:")
+    assert not widget.runner.running
+
+
+def test_sam_without_checkpoint_falls_back_to_classic(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path, field
+):
+    warnings = []
+    monkeypatch.setattr(sw, "show_warning", warnings.append)
+    monkeypatch.delenv("NAPARI_SPERM_SAM_CHECKPOINT", raising=False)
+    monkeypatch.setenv("NAPARI_SPERM_CACHE", str(tmp_path / "empty-cache"))
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="cells")
+    _boxes_layer(viewer, [field])
+    widget = _widget(viewer)
+    widget.engine.value = "sam"
+    assert widget.checkpoint.visible
+    _run(widget, qtbot)
+    assert len(warnings) == 1 and "classic" in warnings[0]
+    assert (viewer.layers["heads"].features["engine"] == "classic").all()
