@@ -21,11 +21,16 @@ def test_headless_demo_writes_sample_and_ground_truth(tmp_path):
         "stained",
         "phase-contrast detections",
         "stained detections",
+        "phase-contrast segmentation",
+        "stained segmentation",
     }
     pred = json.loads(written["phase-contrast detections"].read_text())
     assert len(pred["images"]) == 20 and pred["annotations"]
     scores = json.loads((tmp_path / "out" / "phase-contrast" / "detection-scores.json").read_text())
     assert scores["categories"]["head"]["AP50"] > 0.8
+    seg = json.loads(written["stained segmentation"].read_text())
+    cats = [a["category_id"] for a in seg["annotations"]]
+    assert cats.count(2) >= 3 and cats.count(3) >= 3 and cats.count(1) == cats.count(2)
     ds = json.loads(written["phase-contrast"].read_text())
     assert len(ds["images"]) == 20
     assert (tmp_path / "out" / "phase-contrast" / "images" / "phase-high_0001.tif").exists()

@@ -86,6 +86,7 @@ def run_headless(out_dir: str | os.PathLike = "demo-output", log=print) -> dict[
         log(f"[demo]   images:       {folder / 'images'}")
         log(f"[demo]   ground truth: {ann}")
     _detect_and_score(written, log)
+    _segment(written, log)
     log(f"[demo] done: outputs are under {out.resolve()}")
     return written
 
@@ -111,6 +112,30 @@ def _detect_and_score(written: dict[str, Path], log) -> None:
         log(f"[demo]   detections:   {pred_path}")
         for line in format_report(result).splitlines():
             log(f"[demo]     {line}")
+
+
+def _segment(written: dict[str, Path], log) -> None:
+    """Segment heads and tails of every sample (classic engine, Con2Dis); write COCO masks."""
+    from .detection.detector import load_detector
+    from .io import atomic_write_json
+    from .segmentation.files import segment_files
+
+    detector = load_detector(None, "auto")
+    for name in [k for k in written if not k.endswith(" detections")]:
+        folder = written[name].parent
+        log(f"[demo] segmenting heads and tails in the {name} sample (classic engine) ...")
+        ds = segment_files([folder / "images"], detector, engine="classic", weights="default")
+        path = folder / "segmentation.json"
+        atomic_write_json(path, ds)
+        written[f"{name} segmentation"] = path
+        cats = [a["category_id"] for a in ds["annotations"]]
+        paired = sum(
+            1 for a in ds["annotations"] if a["category_id"] == 2 and a["attributes"]["paired"]
+        )
+        log(
+            f"[demo]   segmentation: {path} ({cats.count(2)} heads, {paired} with a tail, "
+            f"{cats.count(3)} tails)"
+        )
 
 
 def widget_names() -> list[str]:
