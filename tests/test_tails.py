@@ -184,6 +184,37 @@ def test_three_tails_through_one_point():
     assert len(res.tails) == 3 and iou.min() > 0.7
 
 
+def test_two_tails_from_heads_share_a_stem():
+    # Two heads side by side; their tails converge and run together. One-to-one matching gives the
+    # stem to one tail only; the tail that starts at the other head must share it.
+    shape = (240, 200)
+    heads = np.zeros(shape, np.int32)
+    tails = []
+    for k, c0 in enumerate((70, 130)):
+        top, join, end = np.array([40.0, c0]), np.array([90.0, 100.0]), np.array([230.0, 100.0])
+        u = (join - top) / np.hypot(*(join - top))
+        heads[_ellipse(shape, top - 11 * u, u, 10, 6)] = k + 1
+        tails.append(_line(shape, top, join, 3) | _line(shape, join, end, 3))
+    res = cluster_tails(tails[0] | tails[1], heads)
+    from napari_sperm.synthetic import CropMask
+
+    match, iou = match_iou([CropMask((0, 0), m) for m in tails], [t.mask for t in res.tails], shape)
+    assert len(res.tails) == 2 and iou.min() > 0.9
+    assert [res.tails[m].head for m in match] == [1, 2]
+    assert any(m.reason == "shared stretch" for m in res.merges)
+
+
+def test_round_head_cut_by_border_pairs():
+    # A head cut by the frame border: its moments give no usable axis; the tail still pairs.
+    shape = (160, 160)
+    heads = np.zeros(shape, np.int32)
+    heads[_disc(shape, (150, 60), 12)] = 3
+    tail = _line(shape, (137, 62), (20, 110), 3)
+    res = cluster_tails(tail, heads)
+    assert len(res.tails) == 1 and res.tails[0].head == 3
+    assert np.hypot(*(res.tails[0].centreline[0] - (137, 62))) < 4
+
+
 # ------------------------------------------------------------------------------------------------
 # Accuracy floors on small seeded synthetic fields (regression floors; see docs/con2dis.md for the
 # full benchmark)
@@ -197,10 +228,12 @@ FLOOR_FIELDS = {
     "phase-low": (60, 12, (1,)),
 }
 FLOORS = {  # modality: (crossing tails recovered, tails paired with the right head)
-    "stained": (0.85, 0.85),
+    # Just below the measured figures on these fields; the targets (0.90, 0.95) are not
+    # reached everywhere yet (see docs/con2dis.md, "Targets not met").
+    "stained": (0.9, 0.9),
     "phase-high": (0.75, 0.6),
-    "brightfield": (0.8, 0.8),
-    "phase-low": (0.6, 0.55),
+    "brightfield": (0.9, 0.85),
+    "phase-low": (0.78, 0.7),
 }
 
 

@@ -12,8 +12,16 @@ import numpy as np
 
 from ..io.errors import SpermInputError
 from .direction import EndFits, end_fits
-from .merge import Chain, Hubs, bridge_gaps, build_chains, build_hubs, match_hubs
-from .pairing import head_geometry, pair_ends
+from .merge import (
+    Chain,
+    Hubs,
+    bridge_gaps,
+    build_chains,
+    build_hubs,
+    extend_from_heads,
+    match_hubs,
+)
+from .pairing import HeadCandidates, end_head_candidates, head_geometry, pair_chains
 from .params import Con2DisParams
 from .results import TailClustering, TailInstance
 from .skeleton import Frame, SkeletonGraph, skeleton_graph, thin
@@ -229,15 +237,38 @@ def iter_cluster_tails(
         max_split=p.shared_max_split_deg,
         dropped=dropped,
     )  # fmt: skip
+    hg = head_geometry(head_img) if head_img is not None else None
+    if hg is not None and hg.ids.size:
+        cand = end_head_candidates(
+            fits.point,
+            fits.direction,
+            hg,
+            w,
+            p.pair_max_gap,
+            p.pair_rear_fraction,
+            p.pair_max_angle_deg,
+        )
+    else:
+        cand = HeadCandidates.empty()
     partner, decisions = match_hubs(
-        g, fits, hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral
-    )
+        g, fits, hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral,
+        stops=cand, n_heads=0 if hg is None else int(hg.ids.size),
+        head_ids=None if hg is None else hg.ids,
+    )  # fmt: skip
     chains = build_chains(g, hubs, partner)
     blocked = _ends_at_heads(fits, head_img, w) if head_img is not None else None
     chains, gap_decisions = bridge_gaps(
         chains, fits, w, max(p.gap_length * w, 4.0), p.gap_max_bend_deg, blocked
     )
     decisions += gap_decisions
+    if hg is not None and chains:
+        ends = np.array([[c.head_end(), c.tail_end()] for c in chains])
+        hidx, which, _, _ = pair_chains(ends, cand, int(hg.ids.size))
+        head_end = np.where(hidx >= 0, ends[np.arange(len(chains)), which], -1)
+        chains, share_decisions = extend_from_heads(
+            g, fits, hubs, chains, partner, head_end, w, p.max_bend_deg, p.lateral_weight_deg
+        )
+        decisions += share_decisions
     yield 4, N_STEPS
 
     # 4. Re-thicken: centrelines and masks.
@@ -257,14 +288,10 @@ def iter_cluster_tails(
     pdist = np.full(t, np.nan)
     pang = np.full(t, np.nan)
     head_ids = np.zeros(0, np.int64)
-    if head_img is not None and t:
-        hg = head_geometry(head_img)
+    if hg is not None and t:
         head_ids = hg.ids
         ends = np.array([[c.head_end(), c.tail_end()] for c in chains])
-        head_idx, which, pdist, pang = pair_ends(
-            fits.point[ends], fits.direction[ends], hg, w,
-            p.pair_max_gap, p.pair_rear_fraction, p.pair_max_angle_deg,
-        )  # fmt: skip
+        head_idx, which, pdist, pang = pair_chains(ends, cand, int(hg.ids.size))
     tails: list[TailInstance] = []
     for k in range(t):
         pieces, _, centre, _ = geo[k]

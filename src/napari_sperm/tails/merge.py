@@ -21,10 +21,19 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .direction import EndFits, angle_deg
+from .pairing import HeadCandidates
 from .results import MergeDecision
 from .skeleton import SkeletonGraph
 
-__all__ = ["Hubs", "Chain", "build_hubs", "match_hubs", "build_chains", "bridge_gaps"]
+__all__ = [
+    "Hubs",
+    "Chain",
+    "build_hubs",
+    "match_hubs",
+    "build_chains",
+    "bridge_gaps",
+    "extend_from_heads",
+]
 
 
 class _UnionFind:
@@ -187,8 +196,17 @@ def match_hubs(
     max_bend: float,
     lateral_weight: float,
     max_lateral: float,
+    stops: HeadCandidates | None = None,
+    n_heads: int = 0,
+    head_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[MergeDecision]]:
-    """Best-first matching of piece ends through every hub.
+    """Best-first matching of piece ends through every hub, jointly with tails stopping at heads.
+
+    Every pair of ends at a hub is a candidate (cost: bend plus sideways offset), and so is every end
+    that may start at a head (cost from :func:`~napari_sperm.tails.pairing.end_head_candidates`).
+    All candidates of all hubs are accepted cheapest first, each end at most once and each head at
+    most once: a tail that starts at a head inside a crossing stops there instead of running on into
+    another tail, and the tail passing over the head continues through.
 
     Returns
     -------
@@ -197,7 +215,9 @@ def match_hubs(
     decisions : list of MergeDecision
     """
     partner = np.full(2 * g.n_pieces, -1, np.int64)
+    stopped = np.zeros(2 * g.n_pieces, bool)
     decisions: list[MergeDecision] = []
+    ci, cj, cb, cl, cc, cthrough = [], [], [], [], [], []
     for _hub, ends in hubs.ends.items():
         e = np.asarray(ends, np.int64)
         if e.size < 2:
@@ -209,29 +229,74 @@ def match_hubs(
         if i.size == 0:
             continue
         bend, lateral, cost = _pair_cost(fits, i, j, width, lateral_weight)
-        dist = np.hypot(*(fits.point[i] - fits.point[j]).T)
-        through = e.size == 2
-        for k in np.argsort(cost, kind="stable").tolist():
-            a, b = int(i[k]), int(j[k])
-            mid = 0.5 * (fits.point[a] + fits.point[b])
-            if partner[a] >= 0 or partner[b] >= 0:
+        ci.append(i)
+        cj.append(j)
+        cb.append(bend)
+        cl.append(lateral)
+        cc.append(cost)
+        cthrough.append(np.full(i.size, e.size == 2))
+    n_pair = int(sum(x.size for x in ci))
+    if n_pair:
+        i = np.concatenate(ci)
+        j = np.concatenate(cj)
+        bend = np.concatenate(cb)
+        lateral = np.concatenate(cl)
+        cost = np.concatenate(cc)
+        through = np.concatenate(cthrough)
+    else:
+        i = j = np.zeros(0, np.int64)
+        bend = lateral = cost = np.zeros(0)
+        through = np.zeros(0, bool)
+    # Stops at heads: only ends at a hub matter here (a free end stops anyway), but free ends
+    # compete for the same heads.
+    if stops is not None and stops.end.size:
+        s_end, s_head, s_cost = stops.end, stops.head, stops.cost
+    else:
+        s_end = s_head = np.zeros(0, np.int64)
+        s_cost = np.zeros(0)
+    # Pass-through pairs first; then everything by cost.
+    all_cost = np.concatenate([np.where(through, -1.0, cost), s_cost])
+    head_used = np.zeros(max(n_heads, 1), bool)
+    dist = np.hypot(*(fits.point[i] - fits.point[j]).T) if n_pair else np.zeros(0)
+    for k in np.argsort(all_cost, kind="stable").tolist():
+        if k >= n_pair:
+            s = k - n_pair
+            a, h = int(s_end[s]), int(s_head[s])
+            if partner[a] >= 0 or stopped[a] or head_used[h]:
                 continue
-            if through:
-                reason, ok = "pass through", True
-            elif bend[k] > max_bend:
-                reason, ok = "rejected: angle", False
-            elif lateral[k] > max_lateral:
-                reason, ok = "rejected: offset", False
-            else:
-                reason, ok = "through junction", True
-            decisions.append(
-                MergeDecision(
-                    (a // 2, b // 2), (a % 2, b % 2), float(dist[k]), float(bend[k]),
-                    float(cost[k]), ok, reason, (float(mid[0]), float(mid[1])),
-                )
-            )  # fmt: skip
-            if ok:
-                partner[a], partner[b] = b, a
+            head_used[h] = True
+            stopped[a] = True
+            if g.end_cluster[a // 2, a % 2] >= 0:
+                pt = fits.point[a]
+                hid = int(head_ids[h]) if head_ids is not None else h
+                decisions.append(
+                    MergeDecision(
+                        (a // 2, a // 2), (a % 2, a % 2), float(stops.distance[s]),
+                        float(stops.angle[s]), float(s_cost[s]), True,
+                        f"stops at head {hid}", (float(pt[0]), float(pt[1])),
+                    )
+                )  # fmt: skip
+            continue
+        a, b = int(i[k]), int(j[k])
+        if partner[a] >= 0 or partner[b] >= 0 or stopped[a] or stopped[b]:
+            continue
+        mid = 0.5 * (fits.point[a] + fits.point[b])
+        if through[k]:
+            reason, ok = "pass through", True
+        elif bend[k] > max_bend:
+            reason, ok = "rejected: angle", False
+        elif lateral[k] > max_lateral:
+            reason, ok = "rejected: offset", False
+        else:
+            reason, ok = "through junction", True
+        decisions.append(
+            MergeDecision(
+                (a // 2, b // 2), (a % 2, b % 2), float(dist[k]), float(bend[k]),
+                float(cost[k]), ok, reason, (float(mid[0]), float(mid[1])),
+            )
+        )  # fmt: skip
+        if ok:
+            partner[a], partner[b] = b, a
     return partner, decisions
 
 
@@ -405,3 +470,127 @@ def bridge_gaps(
             cur, entry = nxt // 2, nxt % 2
         out.append(Chain(steps, links))
     return out, decisions
+
+
+def extend_from_heads(
+    g: SkeletonGraph,
+    fits: EndFits,
+    hubs: Hubs,
+    chains: list[Chain],
+    partner: np.ndarray,
+    head_end: np.ndarray,
+    width: float,
+    max_bend: float,
+    lateral_weight: float,
+) -> tuple[list[Chain], list[MergeDecision]]:
+    """Let a tail that starts at a head continue along a stretch it shares with another tail.
+
+    A tail that leaves its head and meets another tail at a shallow angle (or in a crossing near the
+    head) often loses its continuation to the other tail in the one-to-one matching: it stops at the
+    junction as a short stub. Here such a stub (a chain paired with a head at one end whose other end
+    stops at a hub) takes the cheapest continuation through that hub even if another tail already
+    uses it, and follows that tail, sharing its pixels, until a hub where a free tail end continues
+    it better than the tail it follows (the two tails split again): there it takes that free tail.
+
+    Parameters
+    ----------
+    head_end : (T,) int
+        Per chain, the end id paired with a head, or -1.
+
+    Returns
+    -------
+    chains : list of Chain
+        With stubs extended and free tails they took removed.
+    decisions : list of MergeDecision
+    """
+    where: dict[int, tuple[int, int]] = {}
+    for ci, c in enumerate(chains):
+        for si, (p, _) in enumerate(c.steps):
+            where.setdefault(p, (ci, si))
+    chain_end = {}
+    for ci, c in enumerate(chains):
+        chain_end[c.head_end()] = (ci, 0)
+        chain_end[c.tail_end()] = (ci, 1)
+    paired = {int(e) for e in head_end if e >= 0}
+    absorbed: set[int] = set()
+    decisions: list[MergeDecision] = []
+    new_chains = list(chains)
+
+    def cost_of(a: int, b: int) -> tuple[float, float]:
+        bend, _, cost = _pair_cost(fits, np.array([a]), np.array([b]), width, lateral_weight)
+        return float(bend[0]), float(cost[0])
+
+    for ci, c in enumerate(chains):
+        he = int(head_end[ci])
+        if he < 0 or ci in absorbed:
+            continue
+        cur = c if c.head_end() == he else c.reversed()
+        f = cur.tail_end()
+        if partner[f] >= 0 or g.end_cluster[f // 2, f % 2] < 0:
+            continue
+        hub = hubs.hub_of_end(g, f)
+        own = {p for p, _ in cur.steps}
+        best, best_cost = -1, np.inf
+        for x in hubs.ends.get(hub, ()):
+            if x // 2 in own or x in paired:
+                continue
+            bend, cost = cost_of(f, x)
+            if bend <= max_bend and cost < best_cost:
+                best, best_cost = x, cost
+        if best < 0 or partner[best] < 0:
+            continue  # nothing to share (a free end would have been matched already)
+        d_idx, _ = where[best // 2]
+        d = chains[d_idx]
+        # Orient d so that it runs from the shared entry onwards.
+        pos = next(k for k, (p, _) in enumerate(d.steps) if p == best // 2)
+        fwd = d.steps[pos][1]
+        entry = 2 * (best // 2) + (0 if fwd else 1)
+        if entry != best:
+            d = d.reversed()
+            pos = len(d.steps) - 1 - pos
+        if int(head_end[d_idx]) >= 0 and d.tail_end() == int(head_end[d_idx]):
+            continue  # would run into another tail's head
+        steps = list(cur.steps)
+        links = list(cur.links) + [("hub", hub)]
+        k = pos
+        while True:
+            steps.append(d.steps[k])
+            if k + 1 >= len(d.steps):
+                break
+            kind, lhub = d.links[k]
+            p, pf = d.steps[k]
+            out_end = 2 * p + (1 if pf else 0)
+            if kind == "hub" and lhub is not None:
+                q, qf = d.steps[k + 1]
+                in_end = 2 * q + (0 if qf else 1)
+                _, follow = cost_of(out_end, in_end)
+                alt, alt_cost = -1, follow
+                for z in hubs.ends.get(lhub, ()):
+                    if z in chain_end and partner[z] < 0 and z not in paired and z != out_end:
+                        zc = chain_end[z][0]
+                        if zc in absorbed or zc == ci or zc == d_idx or head_end[zc] >= 0:
+                            continue
+                        bend, cz = cost_of(out_end, z)
+                        if bend <= max_bend and cz < alt_cost:
+                            alt, alt_cost = z, cz
+                if alt >= 0:
+                    zc, side = chain_end[alt]
+                    tail = chains[zc] if side == 0 else chains[zc].reversed()
+                    links.append(("hub", lhub))
+                    steps += tail.steps
+                    links += tail.links
+                    absorbed.add(zc)
+                    break
+            links.append(d.links[k])
+            k += 1
+        mid = fits.point[f]
+        decisions.append(
+            MergeDecision(
+                (f // 2, best // 2), (f % 2, best % 2),
+                float(np.hypot(*(fits.point[f] - fits.point[best]))), float(cost_of(f, best)[0]),
+                float(best_cost), True, "shared stretch", (float(mid[0]), float(mid[1])),
+            )
+        )  # fmt: skip
+        new_chains[ci] = Chain(steps, links)
+    keep = [k for k in range(len(new_chains)) if k not in absorbed]
+    return [new_chains[k] for k in keep], decisions

@@ -68,12 +68,14 @@ class Con2DisParams:
 
     # Pairing with heads
     pair_max_gap: float = 3.0
-    """A tail end pairs with a head only if it lies within ``pair_rear_fraction`` x head length
-    plus this (x ``w``) of the head's rear end."""
+    """A tail end pairs with a head only if it lies within this (x ``w``, at least 3 px) plus
+    ``pair_rear_fraction`` x head length of the head's mask."""
     pair_rear_fraction: float = 0.35
-    """Share of the head length allowed between the tail end and the head's rear end."""
+    """Share of the head length added to the pairing distance (a head's rear may be hidden under
+    another head)."""
     pair_max_angle_deg: float = 50.0
-    """Largest angle between the tail's end direction and the head axis."""
+    """Largest angle between the tail's end direction and the way into the head (towards its centre,
+    and along its major axis where the head is elongated and inside the frame)."""
 
     def replace(self, **changes) -> Con2DisParams:
         """A copy with some fields changed (unknown names raise ``TypeError``)."""
