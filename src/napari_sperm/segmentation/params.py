@@ -70,6 +70,17 @@ class TailMaskParams:
     width_fraction : float
         A pixel of a found line is kept when its ridge strength is at least this fraction of the
         strongest strength across the line nearby: trims the mask to the visible line width.
+    gap_max_ratio : float
+        Faint stretches of a tail break it into pieces; two free line ends of different pieces that
+        point at each other are joined when within this many head lengths (0: no bridging).
+    gap_max_angle_deg : float
+        Each end must lie within this angle of the other end's direction.
+    gap_min_piece_ratio : float
+        Only pieces at least this many head lengths long (and 4 tail widths) are bridged, so noise
+        fragments never chain up into false tails.
+    gap_min_strength : float
+        Mean ridge strength (noise units) along the bridge; below the hysteresis low threshold, so
+        faint but real line stretches are joined and empty background is not.
     """
 
     polarity: str = "auto"
@@ -89,6 +100,10 @@ class TailMaskParams:
     max_thickness_ratio: float = 2.5
     head_margin_ratio: float = 1.0
     width_fraction: float = 0.5
+    gap_max_ratio: float = 1.0
+    gap_max_angle_deg: float = 40.0
+    gap_min_strength: float = 1.0
+    gap_min_piece_ratio: float = 0.3
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:

@@ -443,8 +443,102 @@ def tail_mask(
         np.where(grown, strength, 0.0), p.low_threshold, p.high_threshold
     )
     lines &= centre
+    if p.gap_max_ratio > 0:
+        lines = _bridge_gaps(lines, strength, width, float(head_length), p)
     mask = _widen(lines, grey, background, width, p.width_fraction)
     if head_px is not None and head_px.any():
         grow = max(1, int(round(p.head_margin_ratio * width)))
         mask &= ~ndi.binary_dilation(head_px, iterations=grow)
     return _component_filter(mask, lines, width, float(head_length), p)
+
+
+def _end_directions(lines: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Free ends of the 1-px line centres, their outward unit directions and component labels."""
+    from scipy.spatial import cKDTree
+
+    labels, _ = ndi.label(lines, structure=np.ones((3, 3), bool))
+    neighbours = ndi.convolve(lines.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant")
+    ends = np.argwhere(lines & (neighbours == 2))
+    if len(ends) == 0:
+        return ends, np.zeros((0, 2)), np.zeros(0, int)
+    pixels = np.argwhere(lines)
+    pixel_label = labels[pixels[:, 0], pixels[:, 1]]
+    end_label = labels[ends[:, 0], ends[:, 1]]
+    radius = max(3.0 * width, 6.0)
+    tree = cKDTree(pixels)
+    dirs = np.zeros((len(ends), 2))
+    for k, near in enumerate(tree.query_ball_point(ends, radius)):
+        near = np.asarray(near)
+        near = near[pixel_label[near] == end_label[k]]
+        if near.size < 3:
+            continue
+        v = ends[k] - pixels[near].mean(axis=0)
+        norm = np.hypot(*v)
+        if norm > 1e-6:
+            dirs[k] = v / norm
+    return ends, dirs, end_label
+
+
+def _bridge_gaps(
+    lines: np.ndarray, strength: np.ndarray, width: float, head_length: float, p: TailMaskParams
+) -> np.ndarray:
+    """Join two free line ends that point at each other across a faint stretch.
+
+    Faint parts of a tail fall below the hysteresis threshold and break it into pieces. Two free
+    ends of different pieces, each at least ``gap_min_piece_ratio`` head lengths long, are joined by a straight line when they are within ``gap_max_ratio``
+    head lengths, each lies within ``gap_max_angle_deg`` of the other's direction (they continue
+    each other, end to end), and the ridge strength along the line averages at least
+    ``gap_min_strength`` noise units (the image still shows a line there, only weaker). Best-first
+    by cost = distance x (1 + bends / 30°); each end is used once and no loop is closed.
+    """
+    from scipy.spatial import cKDTree
+
+    ends, dirs, end_label = _end_directions(lines, width)
+    # only pieces long enough to be tail stretches: short noise fragments must not chain up
+    labels, n = ndi.label(lines, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    min_piece = max(p.gap_min_piece_ratio * head_length, 4.0 * width)
+    usable = np.flatnonzero(dirs.any(axis=1) & (sizes[end_label] >= min_piece))
+    if usable.size < 2:
+        return lines
+    ends, dirs, end_label = ends[usable], dirs[usable], end_label[usable]
+    reach = max(p.gap_max_ratio * head_length, 3.0 * width)
+    cos_max = np.cos(np.deg2rad(p.gap_max_angle_deg))
+    candidates = []
+    for i, j in cKDTree(ends).query_pairs(reach, output_type="ndarray"):
+        if end_label[i] == end_label[j]:
+            continue
+        vec = (ends[j] - ends[i]).astype(float)
+        dist = float(np.hypot(*vec))
+        if dist < 1.5:
+            continue
+        unit = vec / dist
+        cos_i, cos_j = float(unit @ dirs[i]), float(-unit @ dirs[j])
+        if cos_i < cos_max or cos_j < cos_max:
+            continue
+        n = int(np.ceil(dist)) + 1
+        t = np.linspace(0.0, 1.0, n)
+        path = np.rint(ends[i][None] + t[:, None] * vec[None]).astype(int)
+        if strength[path[:, 0], path[:, 1]].mean() < p.gap_min_strength:
+            continue
+        bends = np.degrees(np.arccos(np.clip([cos_i, cos_j], -1, 1))).sum()
+        candidates.append((dist * (1.0 + bends / 30.0), i, j, path))
+    out = lines.copy()
+    used: set[int] = set()
+    parent: dict[int, int] = {}
+
+    def root(a: int) -> int:
+        while parent.get(a, a) != a:
+            a = parent[a]
+        return a
+
+    for _, i, j, path in sorted(candidates, key=lambda c: c[0]):
+        if i in used or j in used:
+            continue
+        ri, rj = root(int(end_label[i])), root(int(end_label[j]))
+        if ri == rj:
+            continue
+        parent[ri] = rj
+        used.update((i, j))
+        out[path[:, 0], path[:, 1]] = True
+    return out
