@@ -26,6 +26,7 @@ from .params import Con2DisParams
 from .results import TailClustering, TailInstance
 from .skeleton import Frame, SkeletonGraph, skeleton_graph, thin
 from .thicken import assign_owners, crop_mask, disc_pixels, line_points
+from .trace import head_starts, trace_from_heads
 
 __all__ = ["cluster_tails", "iter_cluster_tails", "check_inputs", "N_STEPS"]
 
@@ -250,25 +251,49 @@ def iter_cluster_tails(
         )
     else:
         cand = HeadCandidates.empty()
-    partner, decisions = match_hubs(
-        g, fits, hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral,
-        stops=cand, n_heads=0 if hg is None else int(hg.ids.size),
-        head_ids=None if hg is None else hg.ids,
-    )  # fmt: skip
-    chains = build_chains(g, hubs, partner)
+    n_heads = 0 if hg is None else int(hg.ids.size)
+    head_ids = None if hg is None else hg.ids
     blocked = _ends_at_heads(fits, head_img, w) if head_img is not None else None
-    chains, gap_decisions = bridge_gaps(
-        chains, fits, w, max(p.gap_length * w, 4.0), p.gap_max_bend_deg, blocked
-    )
-    decisions += gap_decisions
-    if hg is not None and chains:
-        ends = np.array([[c.head_end(), c.tail_end()] for c in chains])
-        hidx, which, _, _ = pair_chains(ends, cand, int(hg.ids.size))
-        head_end = np.where(hidx >= 0, ends[np.arange(len(chains)), which], -1)
-        chains, share_decisions = extend_from_heads(
-            g, fits, hubs, chains, partner, head_end, w, p.max_bend_deg, p.lateral_weight_deg
-        )
-        decisions += share_decisions
+    gap_len = max(p.gap_length * w, 4.0)
+    decisions: list = []
+    if cand.end.size:
+        starts = head_starts(cand, hubs.role, n_heads)
+        paths, _, decisions = trace_from_heads(
+            g, fits, hubs, starts, w,
+            fit_len=max(p.trace_fit_length * w, p.fit_length_px),
+            skip=p.junction_skip * w,
+            max_bend=p.max_bend_deg,
+            lateral_weight=p.lateral_weight_deg,
+            max_lateral=p.max_lateral,
+            share_cost=p.share_cost_deg,
+        )  # fmt: skip
+        rest_hubs, rest_cand = _without_paths(hubs, cand, paths, n_heads)
+        partner, rest_dec = match_hubs(
+            g, fits, rest_hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral,
+            stops=rest_cand, n_heads=n_heads, head_ids=head_ids,
+        )  # fmt: skip
+        decisions += rest_dec
+        chains = paths + build_chains(g, rest_hubs, partner)
+        chains, gap_decisions = bridge_gaps(chains, fits, w, gap_len, p.gap_max_bend_deg, blocked)
+        decisions += gap_decisions
+    else:
+        rest_cand = cand
+        partner, decisions = match_hubs(
+            g, fits, hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral,
+            stops=cand, n_heads=n_heads, head_ids=head_ids,
+        )  # fmt: skip
+        chains = build_chains(g, hubs, partner)
+        chains, gap_decisions = bridge_gaps(chains, fits, w, gap_len, p.gap_max_bend_deg, blocked)
+        decisions += gap_decisions
+        if hg is not None and chains:
+            ends = np.array([[c.head_end(), c.tail_end()] for c in chains])
+            hidx, which, _, _ = pair_chains(ends, cand, int(hg.ids.size))
+            head_end = np.where(hidx >= 0, ends[np.arange(len(chains)), which], -1)
+            chains, share_decisions = extend_from_heads(
+                g, fits, hubs, chains, partner, head_end, w, p.max_bend_deg,
+                p.lateral_weight_deg,
+            )  # fmt: skip
+            decisions += share_decisions
     yield 4, N_STEPS
 
     # 4. Re-thicken: centrelines and masks.
@@ -291,7 +316,24 @@ def iter_cluster_tails(
     if hg is not None and t:
         head_ids = hg.ids
         ends = np.array([[c.head_end(), c.tail_end()] for c in chains])
-        head_idx, which, pdist, pang = pair_chains(ends, cand, int(hg.ids.size))
+        traced = np.array([c.head for c in chains])
+        free_heads = np.ones(int(hg.ids.size), bool)
+        free_heads[traced[traced >= 0]] = False
+        sel = free_heads[rest_cand.head]
+        sub = HeadCandidates(
+            rest_cand.end[sel], rest_cand.head[sel], rest_cand.distance[sel],
+            rest_cand.angle[sel], rest_cand.cost[sel],
+        )  # fmt: skip
+        rest = np.flatnonzero(traced < 0)
+        head_idx[rest], which[rest], pdist[rest], pang[rest] = pair_chains(
+            ends[rest], sub, int(hg.ids.size)
+        )
+        for k in np.flatnonzero(traced >= 0).tolist():
+            e, h = int(ends[k, 0]), int(traced[k])
+            j = np.flatnonzero((cand.end == e) & (cand.head == h))
+            head_idx[k], which[k] = h, 0
+            if j.size:
+                pdist[k], pang[k] = cand.distance[j[0]], cand.angle[j[0]]
     tails: list[TailInstance] = []
     for k in range(t):
         pieces, _, centre, _ = geo[k]
@@ -315,6 +357,28 @@ def iter_cluster_tails(
     return TailClustering(
         tails=tails, merges=decisions, shape=shape, params=p, tail_width=w, unpaired_heads=unpaired
     )
+
+
+def _without_paths(hubs: Hubs, cand: HeadCandidates, paths: list[Chain], n_heads: int):
+    """Hubs and head candidates restricted to the pieces no head path claims."""
+    claimed = np.zeros(hubs.role.size, bool)
+    used = np.zeros(max(n_heads, 1), bool)
+    for c in paths:
+        claimed[[q for q, _ in c.steps]] = True
+        used[c.head] = True
+    role = hubs.role.copy()
+    role[claimed & (role == 0)] = 3
+    ends = {}
+    for h, es in hubs.ends.items():
+        keep = [e for e in es if not claimed[e // 2]]
+        if keep:
+            ends[h] = keep
+    rest = Hubs(hubs.hub_of_cluster, role, ends, hubs.internal, hubs.spurs)
+    sel = ~claimed[cand.end // 2] & ~used[cand.head]
+    sub = HeadCandidates(
+        cand.end[sel], cand.head[sel], cand.distance[sel], cand.angle[sel], cand.cost[sel]
+    )
+    return rest, sub
 
 
 def _polyline_length(c: np.ndarray) -> float:

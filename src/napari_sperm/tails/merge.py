@@ -310,6 +310,8 @@ class Chain:
 
     steps: list[tuple[int, bool]]
     links: list[tuple[str, int | None]]
+    head: int = -1
+    """Index of the head this chain was traced from (it starts there), -1 if none."""
 
     def head_end(self) -> int:
         """End id at the chain's start."""
@@ -322,7 +324,9 @@ class Chain:
         return 2 * p + (1 if fwd else 0)
 
     def reversed(self) -> Chain:
-        return Chain([(p, not f) for p, f in reversed(self.steps)], list(reversed(self.links)))
+        return Chain(
+            [(p, not f) for p, f in reversed(self.steps)], list(reversed(self.links)), self.head
+        )
 
 
 def build_chains(g: SkeletonGraph, hubs: Hubs, partner: np.ndarray) -> list[Chain]:
@@ -379,6 +383,9 @@ def bridge_gaps(
     blocked : (2P,) bool array, optional
         Ends that must not be bridged (e.g. ends at a head).
 
+    Two chains traced from heads (``Chain.head >= 0``) are never joined; a chain joined to one keeps
+    its head and starts there.
+
     Returns
     -------
     chains : list of Chain
@@ -412,13 +419,15 @@ def bridge_gaps(
     cost = worst + 10.0 * dist / width
     decisions: list[MergeDecision] = []
     uf = _UnionFind(len(chains))
+    has_head = np.array([c.head >= 0 for c in chains], bool)
     used = np.zeros(term.size, bool)
     joins: list[tuple[int, int]] = []
     for k in np.argsort(cost, kind="stable").tolist():
         x, y = int(a[k]), int(b[k])
         if used[x] or used[y]:
             continue
-        ok = worst[k] <= max_bend and uf.find(owner[x]) != uf.find(owner[y])
+        rx, ry = uf.find(owner[x]), uf.find(owner[y])
+        ok = worst[k] <= max_bend and rx != ry and not (has_head[rx] and has_head[ry])
         reason = "gap bridge" if ok else "rejected: gap angle"
         mid = 0.5 * (fits.point[ea[k]] + fits.point[eb[k]])
         decisions.append(
@@ -431,6 +440,7 @@ def bridge_gaps(
         if ok:
             used[x] = used[y] = True
             uf.union(int(owner[x]), int(owner[y]))
+            has_head[uf.find(int(owner[x]))] = has_head[rx] or has_head[ry]
             joins.append((x, y))
     if not joins:
         return chains, decisions
@@ -455,10 +465,13 @@ def bridge_gaps(
         # Now c's "side" end is free: build forward from there.
         steps: list[tuple[int, bool]] = []
         links: list[tuple[str, int | None]] = []
+        head, head_start = -1, -1
         cur, entry = c, side
         while True:
             done[cur] = True
             piece = chains[cur] if entry == 0 else chains[cur].reversed()
+            if chains[cur].head >= 0:
+                head, head_start = chains[cur].head, chains[cur].head_end()
             if steps:
                 links.append(("gap", None))
             steps += piece.steps
@@ -468,7 +481,10 @@ def bridge_gaps(
             if nxt < 0 or done[nxt // 2]:
                 break
             cur, entry = nxt // 2, nxt % 2
-        out.append(Chain(steps, links))
+        chain = Chain(steps, links, head)
+        if head >= 0 and chain.head_end() != head_start:
+            chain = chain.reversed()
+        out.append(chain)
     return out, decisions
 
 

@@ -50,6 +50,11 @@ class Con2DisParams:
     """Cost, in degrees, of one ``w`` of sideways offset between the two fitted end lines."""
     max_lateral: float = 2.0
     """Largest sideways offset (x ``w``, plus 15 % of the distance between the fits) accepted."""
+    trace_fit_length: float = 8.0
+    """Arc length (x ``w``, at least ``fit_length_px``) over which a path traced from a head is
+    fitted for its direction, and over which each way on through a hub is fitted."""
+    share_cost_deg: float = 15.0
+    """Extra cost (deg) for a path from a head to continue into a piece another head's path uses."""
     shared_max_split_deg: float = 60.0
     """At a Y junction, two branches closer in direction than this may both continue the stem (a
     shallow crossing where two tails run together for a while)."""

@@ -1,0 +1,286 @@
+"""Head-anchored tracing: follow every tail from its head through the skeleton graph.
+
+A tail starts at its head. From every head's start end, a path is traced piece by piece through the
+hubs of the skeleton graph. At each hub every exit is scored against the direction of the path so far,
+fitted over its last several tail widths (not over the short piece between two junctions, whose
+direction is noise in a pile-up), and against the direction of the exit fitted over the same length
+ahead — looking through short pieces to the hubs beyond them. Paths may share pieces (two tails that
+run together), at a cost; a path never runs into another tail's head or back along another head's
+path.
+
+All paths advance together, best-first: the cheapest pending decision of any path is taken first, so
+where two paths meet at a hub, the one that continues straighter picks its exit first and the other
+takes what fits it next (sharing only when that is clearly better). Pieces no head path claims are
+matched and chained as before (see :mod:`~napari_sperm.tails.merge`) and stay unpaired unless they
+start at a head left without a path.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .direction import EndFits
+from .merge import Chain, Hubs
+from .results import MergeDecision
+from .skeleton import SkeletonGraph
+
+__all__ = ["head_starts", "trace_from_heads"]
+
+
+@dataclass
+class _Path:
+    head: int
+    start: int
+    steps: list[tuple[int, bool]]
+    links: list[tuple[str, int | None]]
+    pts: list[np.ndarray]
+    pieces: set[int] = field(default_factory=set)
+    front: int = -1
+    decs: list[MergeDecision] = field(default_factory=list)
+
+
+def _fit(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and unit direction (oriented first -> last point) of a principal-axis line fit."""
+    c = pts.mean(axis=0)
+    d = pts - c
+    srr = float(d[:, 0] @ d[:, 0])
+    scc = float(d[:, 1] @ d[:, 1])
+    src = float(d[:, 0] @ d[:, 1])
+    if srr + scc < 1e-9:
+        return c, np.zeros(2)
+    phi = 0.5 * np.arctan2(2.0 * src, srr - scc)
+    v = np.array([np.cos(phi), np.sin(phi)])
+    if v @ (pts[-1] - pts[0]) < 0:
+        v = -v
+    return c, v
+
+
+def _cost(c1, u, c2, v, width, lateral_weight) -> tuple[float, float, float]:
+    """Bend (deg), relative sideways offset and cost of continuing line (c1, u) by line (c2, v)."""
+    bend = float(np.degrees(np.arccos(np.clip(u @ v, -1.0, 1.0))))
+    vec = c2 - c1
+    chord = float(np.hypot(vec[0], vec[1]))
+    p1 = abs(vec[0] * u[1] - vec[1] * u[0])
+    p2 = abs(vec[0] * v[1] - vec[1] * v[0])
+    lateral = 0.5 * (p1 + p2) / (width + 0.15 * chord)
+    return bend, lateral, bend + lateral_weight * lateral
+
+
+def trace_from_heads(
+    g: SkeletonGraph,
+    fits: EndFits,
+    hubs: Hubs,
+    starts: list[tuple[int, int]],
+    width: float,
+    fit_len: float,
+    skip: float,
+    max_bend: float,
+    lateral_weight: float,
+    max_lateral: float,
+    share_cost: float,
+) -> tuple[list[Chain], list[int], list[MergeDecision]]:
+    """Trace one path per head start through the skeleton graph.
+
+    Parameters
+    ----------
+    g, fits, hubs
+        Skeleton graph, end fits and hubs.
+    starts : list of (end id, head index)
+        The piece end where each head's tail starts.
+    width : float
+        Tail width in pixels.
+    fit_len, skip : float
+        Pixels fitted for a direction, and pixels skipped next to a junction.
+    max_bend, lateral_weight, max_lateral : float
+        As for the matching through hubs.
+    share_cost : float
+        Extra cost (deg) of continuing into a piece another path already uses.
+
+    Returns
+    -------
+    paths : list of Chain
+        One per start, starting at the head.
+    heads : list of int
+        Head index of each path.
+    decisions : list of MergeDecision
+    """
+    n_fit = max(int(round(fit_len)), 3)
+    n_skip = max(int(round(skip)), 0)
+    start_end = {int(e): k for k, (e, _) in enumerate(starts)}
+    # entered[piece] = {path: end id where it entered the piece}
+    entered: dict[int, dict[int, int]] = {}
+    cache: dict[tuple[int, bool], np.ndarray] = {}
+
+    def piece_pts(p: int, fwd: bool) -> np.ndarray:
+        key = (p, fwd)
+        arr = cache.get(key)
+        if arr is None:
+            px = g.piece_pixels(p)
+            arr = g.rc[px if fwd else px[::-1]]
+            cache[key] = arr
+        return arr
+
+    def hub_of(end: int) -> int:
+        c = g.end_cluster[end // 2, end % 2]
+        return -1 if c < 0 else int(hubs.hub_of_cluster[c])
+
+    paths: list[_Path] = []
+    for k, (e, h) in enumerate(starts):
+        p, fwd = int(e) // 2, int(e) % 2 == 0
+        path = _Path(h, int(e), [(p, fwd)], [], [piece_pts(p, fwd)], {p}, int(e) ^ 1)
+        entered.setdefault(p, {})[k] = int(e)
+        paths.append(path)
+
+    def path_fit(path: _Path):
+        need = n_fit + n_skip
+        blocks, n = [], 0
+        for arr in reversed(path.pts):
+            blocks.append(arr)
+            n += len(arr)
+            if n >= need:
+                break
+        pts = np.concatenate(blocks[::-1]) if len(blocks) > 1 else blocks[0]
+        pts = pts[-need:]
+        if len(pts) - n_skip >= 3:
+            pts = pts[: len(pts) - n_skip]
+        return _fit(pts)
+
+    def forbidden(x: int, k: int) -> bool:
+        owner = start_end.get(x)
+        if owner is not None and owner != k:
+            return True
+        for j, e in entered.get(x // 2, {}).items():
+            if j != k and e != x:
+                return True  # would run back along another path towards its head
+        return False
+
+    def continuations(x: int, path: _Path) -> list[np.ndarray]:
+        """Point runs ahead of end x, through short pieces, up to the fitted length."""
+        need = n_fit + n_skip
+        out: list[np.ndarray] = []
+        stack = [(x, [], 0, {x // 2})]
+        while stack and len(out) < 24:
+            y, acc, n, seen = stack.pop()
+            arr = piece_pts(y // 2, y % 2 == 0)
+            acc = acc + [arr]
+            n += len(arr)
+            far = y ^ 1
+            h2 = hub_of(far)
+            nxt = []
+            if n < need and h2 >= 0 and len(acc) < 4:
+                nxt = [
+                    z
+                    for z in hubs.ends.get(h2, ())
+                    if z != far and z // 2 not in seen and z // 2 not in path.pieces
+                ]
+            if not nxt:
+                out.append(np.concatenate(acc) if len(acc) > 1 else acc[0])
+            for z in nxt:
+                stack.append((z, acc, n, seen | {z // 2}))
+        return out
+
+    def cont_fit(run: np.ndarray):
+        pts = run[n_skip : n_skip + n_fit] if len(run) - n_skip >= 3 else run[:n_fit]
+        return _fit(pts)
+
+    def decide(k: int):
+        """Best exit for path k at its front hub: (cost, exit end, bend, shared) or None."""
+        path = paths[k]
+        f = path.front
+        h = hub_of(f)
+        if h < 0:
+            return None
+        ends = hubs.ends.get(h, ())
+        cands = [x for x in ends if x != f and x // 2 not in path.pieces and not forbidden(x, k)]
+        if not cands:
+            return None
+        through = len(ends) == 2
+        c1, u = path_fit(path)
+        best = None
+        for x in cands:
+            shared = any(j != k for j in entered.get(x // 2, {}))
+            bx = None
+            for run in continuations(x, path):
+                c2, v = cont_fit(run)
+                if not v.any():
+                    continue
+                bend, lat, cost = _cost(c1, u, c2, v, width, lateral_weight)
+                if not through and (bend > max_bend or lat > max_lateral):
+                    continue
+                if bx is None or cost < bx[0]:
+                    bx = (cost, bend)
+            if bx is None:
+                if not through:
+                    continue
+                bx = (0.0, 0.0)
+            eff = bx[0] + (share_cost if shared else 0.0)
+            if best is None or eff < best[0]:
+                best = (eff, x, bx[1], shared)
+        return best
+
+    heap: list[tuple[float, int, int]] = []
+    seq = 0
+    for k in range(len(paths)):
+        d = decide(k)
+        if d is not None:
+            heapq.heappush(heap, (d[0], seq, k))
+            seq += 1
+    while heap:
+        cost, _, k = heapq.heappop(heap)
+        d = decide(k)
+        if d is None:
+            continue
+        if d[0] > cost + 1e-9:
+            heapq.heappush(heap, (d[0], seq, k))
+            seq += 1
+            continue
+        eff, x, bend, shared = d
+        path = paths[k]
+        f = path.front
+        p, fwd = x // 2, x % 2 == 0
+        path.steps.append((p, fwd))
+        path.links.append(("hub", hub_of(f)))
+        path.pts.append(piece_pts(p, fwd))
+        path.pieces.add(p)
+        entered.setdefault(p, {})[k] = x
+        path.front = x ^ 1
+        mid = 0.5 * (fits.point[f] + fits.point[x])
+        path.decs.append(
+            MergeDecision(
+                (f // 2, p), (f % 2, x % 2),
+                float(np.hypot(*(fits.point[f] - fits.point[x]))), float(bend), float(eff), True,
+                "shared stretch" if shared else "head path",
+                (float(mid[0]), float(mid[1])),
+            )
+        )  # fmt: skip
+        d = decide(k)
+        if d is not None:
+            heapq.heappush(heap, (d[0], seq, k))
+            seq += 1
+    decisions = [dec for pa in paths for dec in pa.decs]
+    chains = [Chain(pa.steps, pa.links, pa.head) for pa in paths]
+    return chains, [pa.head for pa in paths], decisions
+
+
+def head_starts(cand, role: np.ndarray, n_heads: int) -> list[tuple[int, int]]:
+    """Start end of every head: (end, head) candidates accepted best-first, one to one."""
+    out: list[tuple[int, int]] = []
+    if cand.end.size == 0:
+        return out
+    ok = (role[cand.end // 2] == 0) | (role[cand.end // 2] == 2)
+    used_end: set[int] = set()
+    used_piece: set[int] = set()
+    used_head = np.zeros(max(n_heads, 1), bool)
+    idx = np.flatnonzero(ok)
+    for j in idx[np.argsort(cand.cost[idx], kind="stable")].tolist():
+        e, h = int(cand.end[j]), int(cand.head[j])
+        if used_head[h] or e in used_end or e // 2 in used_piece:
+            continue
+        used_head[h] = True
+        used_end.add(e)
+        used_piece.add(e // 2)
+        out.append((e, h))
+    return out
