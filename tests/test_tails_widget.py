@@ -171,3 +171,25 @@ def test_bad_input_gives_one_notification(make_napari_viewer, qtbot, monkeypatch
     assert len(messages) == 1 and messages[0].startswith("napari-sperm:"), messages
     assert "Traceback" not in messages[0]
     assert not any("Con2Dis" in layer.name for layer in viewer.layers)
+
+
+def test_rebuild_from_edited_centrelines(make_napari_viewer, qtbot, field):
+    viewer = make_napari_viewer()
+    viewer.add_labels(_tail_union(field).astype(np.uint8), name="tails")
+    viewer.add_labels(field.head_labels(), name="heads")
+    widget = _widget(viewer)
+    widget.tails.value = viewer.layers["tails"]
+    widget.heads.value = viewer.layers["heads"]
+    _run(widget, qtbot)
+    paths = viewer.layers["tails centrelines"]
+    out = viewer.layers["tails (Con2Dis)"]
+    keep = int(np.argmax(paths.features["length"]))
+    kept_id = int(paths.features["label"][keep])
+    paths.selected_data = set(range(paths.nshapes)) - {keep}
+    paths.remove_selected()  # the user deletes every path but the longest
+    assert paths.nshapes == 1
+    widget.rebuild.clicked.emit()
+    labels = np.asarray(out.data)
+    assert set(np.unique(labels)) == {0, kept_id}
+    line = np.rint(np.asarray(paths.data[0])).astype(int)
+    assert np.mean(labels[line[:, 0], line[:, 1]] == kept_id) > 0.9

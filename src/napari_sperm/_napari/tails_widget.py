@@ -12,7 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import show_error, show_info
 
@@ -24,6 +24,7 @@ from ..tails.stack import (
     centreline_paths,
     heads_from_boxes,
     iter_cluster_stack,
+    labels_from_paths,
     stack_labels,
 )
 from .background import BackgroundRunner
@@ -79,6 +80,11 @@ class TailsWidget(Container):
         )
         self.centrelines = CheckBox(text="show centrelines as paths", value=True)
         self.runner = BackgroundRunner("Cluster tails", self._job)
+        self.rebuild = PushButton(
+            text="Rebuild tails from edited centrelines",
+            tooltip="after editing paths in the centrelines layer, redraw the tail labels along them",
+        )
+        self.rebuild.changed.connect(self.rebuild_from_paths)
         super().__init__(
             widgets=[
                 self.tails,
@@ -87,6 +93,7 @@ class TailsWidget(Container):
                 self.tail_width,
                 self.centrelines,
                 self.runner,
+                self.rebuild,
             ]
         )
         for event in (
@@ -175,15 +182,61 @@ class TailsWidget(Container):
         return work, done
 
     # -- writing layers -----------------------------------------------------------------------
+    def rebuild_from_paths(self, *_) -> None:
+        """Redraw the Con2Dis labels along the (edited) centreline paths of the chosen tail layer."""
+        layer = self.tails.value
+        paths_layer = None if layer is None else find_output(self._viewer, PATHS_KIND, layer.name)
+        if paths_layer is None:
+            show_error(
+                "napari-sperm: no centrelines layer for this tail layer; run Cluster tails first."
+            )
+            return
+        try:
+            masks, is_stack = as_tail_masks(layer.data, f"tail layer '{layer.name}'")
+        except SpermInputError as exc:
+            show_error(f"napari-sperm: {exc}")
+            return
+        labels_layer = find_output(self._viewer, LABELS_KIND, layer.name)
+        widths = (
+            {} if labels_layer is None else labels_layer.metadata["napari_sperm"].get("widths", {})
+        )
+        ids = np.asarray(paths_layer.features["label"], int)
+        out = np.zeros(masks.shape, np.int32)
+        for f in range(masks.shape[0]):
+            chosen = [
+                (np.asarray(path)[:, -2:], int(i))
+                for path, i in zip(paths_layer.data, ids, strict=True)
+                if not is_stack or int(round(float(np.asarray(path)[0, 0]))) == f
+            ]
+            width = float(widths.get(str(f), self.tail_width.value or 2.0))
+            out[f] = labels_from_paths(
+                masks[f], [p for p, _ in chosen], [i for _, i in chosen], width
+            )
+        data = out if is_stack else out[0]
+        if labels_layer is not None and is_unedited(labels_layer):
+            labels_layer.data = data
+            stamp(labels_layer)
+        else:
+            stamp(self._viewer.add_labels(data, **labels_kwargs(layer, {"widths": widths})))
+        show_info(f"napari-sperm: tails redrawn along {len(ids)} centreline(s)")
+
     def _write_labels(self, layer, labels, is_stack, first, only_current, results):
         n_tails = sum(len(r.tails) for r in results)
-        kwargs = labels_kwargs(layer, {"tails": n_tails})
+        widths = {
+            str(first + k): float(r.tail_width)
+            for k, r in enumerate(results)
+            if np.isfinite(r.tail_width)
+        }
+        kwargs = labels_kwargs(layer, {"tails": n_tails, "widths": widths})
         previous = find_output(self._viewer, LABELS_KIND, layer.name)
         if previous is not None and not is_unedited(previous):
             show_info(
                 f"napari-sperm: '{previous.name}' was edited, so it is kept and the new tails go to a new layer."
             )
             previous = None
+        if previous is not None and only_current:
+            kept = previous.metadata.get("napari_sperm", {}).get("widths", {})
+            kwargs["metadata"]["napari_sperm"]["widths"] = {**kept, **widths}
         if is_stack:
             full = np.zeros((layer.data.shape[0],) + labels.shape[1:], np.int32)
             if only_current and previous is not None:
