@@ -173,19 +173,10 @@ def _head_label_image(shape, masks: list[CropMask], boxes, ids) -> tuple[np.ndar
     for m, box, sid in zip(masks, boxes, ids, strict=True):
         if m.area < 3:
             ellipse = heads_from_boxes(shape, [box], [1]) > 0
-            m = _crop(ellipse)
+            m = CropMask.from_full(ellipse)
         m.paste(labels, int(sid))
         heads.append(m)
     return labels, heads
-
-
-def _crop(full: np.ndarray) -> CropMask:
-    rows = np.flatnonzero(full.any(axis=1))
-    if rows.size == 0:
-        return CropMask.empty()
-    cols = np.flatnonzero(full.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return CropMask((int(r0), int(c0)), full[r0:r1, c0:c1].copy())
 
 
 def _segment_frame(

@@ -65,6 +65,17 @@ class CropMask:
         frame[r0 : r0 + h, c0 : c0 + w][self.mask] = value
 
     @classmethod
+    def from_full(cls, mask: np.ndarray) -> CropMask:
+        """The tight crop of a full-frame boolean mask (empty when nothing is set)."""
+        mask = np.asarray(mask, bool)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return cls.empty()
+        cols = np.flatnonzero(mask.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        return cls((r0, c0), mask[r0:r1, c0:c1].copy())
+
+    @classmethod
     def empty(cls) -> CropMask:
         return cls((0, 0), np.zeros((0, 0), dtype=bool))
 
