@@ -118,3 +118,15 @@ def test_segment_command_writes_coco_masks(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "warning" in err and "classic" in err
     assert main(["segment", str(data / "images"), "-o", str(out2), "-q"]) == 2
+
+
+def test_sam_engine_through_segment_with_a_tiny_model():
+    from napari_sperm.segmentation.sam import tiny_sam
+
+    f = make_field("phase-high", seed=1, n_sperm=4)
+    det, cells = _truth_detections(f)
+    res = segment(f.image, det, engine="sam", sam=tiny_sam())[0]
+    heads = [r for r in res.sperm if r.head is not None]
+    assert [r.sperm_id for r in heads] == [s.sperm_id for s in cells]
+    assert all(r.engine == "sam" for r in res.sperm)
+    assert res.stats["decoder_calls"] >= len(cells) and res.stats["embeddings"] >= 1

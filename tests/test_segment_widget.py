@@ -160,3 +160,19 @@ def test_sam_without_checkpoint_falls_back_to_classic(
     _run(widget, qtbot)
     assert len(warnings) == 1 and "classic" in warnings[0]
     assert (viewer.layers["heads"].features["engine"] == "classic").all()
+
+
+def test_sam_engine_runs_end_to_end_with_a_tiny_model(make_napari_viewer, qtbot, field):
+    from napari_sperm.segmentation.sam import tiny_sam
+
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="cells")
+    _boxes_layer(viewer, [field])
+    widget = _widget(viewer)
+    widget.engine.value = "sam"
+    widget._sam_cache[("vit_b", "", "auto")] = tiny_sam()  # random weights: plumbing, not accuracy
+    _run(widget, qtbot)
+    feats = viewer.layers["heads"].features
+    assert (feats["engine"] == "sam").all()
+    n_boxes = sum(1 for s in field.sperm if s.head_box() is not None)
+    assert (feats["sperm_id"] <= max(s.sperm_id for s in field.sperm)).sum() == n_boxes

@@ -209,6 +209,7 @@ def _segment_frame(
         extra_tails |= np.asarray(result.residual, bool)
         stats = {
             "decoder_calls": result.decoder_calls,
+            "embeddings": result.embeddings,
             "rounds": result.rounds,
             "seconds": result.seconds,
             "mode": result.mode,
