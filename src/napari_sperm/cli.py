@@ -257,6 +257,33 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_detector_options(
+    p: argparse.ArgumentParser, threshold: float, threshold_help: str
+) -> None:
+    """Inputs, output and detector options shared by ``detect`` and ``segment``."""
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="COCO file to write")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="detector weights (default: the shipped model)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument(
+        "--score-threshold", type=float, default=threshold, metavar="T", help=threshold_help
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        metavar="B",
+        help="frames per detector batch (default: %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to generate the CLI reference in the docs)."""
     from .synthetic import modality_names
@@ -345,31 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
         "frames), category 2 head and 1 sperm (whole cell), score, and attributes.sperm_id linking a "
         "head to its cell.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="COCO file to write")
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="PATH",
-        help="detector weights (default: the shipped model)",
+    _add_detector_options(
+        p,
+        0.05,
+        "keep detections scoring at least T; keep it low for AP evaluation (default: %(default)s)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
-    p.add_argument(
-        "--score-threshold",
-        type=float,
-        default=0.05,
-        metavar="T",
-        help="keep detections scoring at least T; keep it low for AP evaluation (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=4,
-        metavar="B",
-        help="frames per batch (default: %(default)s)",
-    )
-    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser(
@@ -414,8 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them with heads (Con2Dis), and write COCO with RLE masks for sperm (1), head (2) and tail "
         "(3), every part linked to its cell by attributes.sperm_id.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="COCO file to write")
+    _add_detector_options(p, 0.3, "segment heads scoring at least T (default: %(default)s)")
     p.add_argument(
         "--engine",
         choices=["classic", "sam"],
@@ -435,25 +441,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="vit_b",
         help="SAM model type of the checkpoint (default: %(default)s)",
     )
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="PATH",
-        help="detector weights (default: the shipped model)",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
-    p.add_argument(
-        "--score-threshold",
-        type=float,
-        default=0.3,
-        metavar="T",
-        help="segment heads scoring at least T (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=4, metavar="B", help="frames per detector batch"
-    )
-    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_segment)
 
     p = sub.add_parser(

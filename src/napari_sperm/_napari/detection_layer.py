@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..detection.results import DETECTED_CLASSES, FrameDetections
+from .placement import placement
 
 __all__ = [
     "CLASS_COLOURS",
@@ -90,9 +91,7 @@ def detection_layer_kwargs(
         "face_color": "transparent",
         "edge_width": 2,
         "features": features,
-        "scale": tuple(image_layer.scale[-n_spatial:]),
-        "translate": tuple(image_layer.translate[-n_spatial:]),
-        "units": tuple(image_layer.units[-n_spatial:]),
+        **placement(image_layer),
         "ndim": n_spatial,
         "metadata": {
             "napari_sperm": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .placement import placement
 from .tails_layers import find_output, is_unedited, stamp
 
 __all__ = ["HEADS_KIND", "TAILS_KIND", "features_table", "write_segmentation"]
@@ -46,15 +47,6 @@ def features_table(results, first: int = 0) -> pd.DataFrame:
         "engine",
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _placement(layer) -> dict:
-    n = layer.ndim
-    return {
-        "scale": tuple(layer.scale[-n:]),
-        "translate": tuple(layer.translate[-n:]),
-        "units": tuple(layer.units[-n:]),
-    }
 
 
 def write_segmentation(
@@ -100,7 +92,7 @@ def write_segmentation(
         features = cells if not is_stack else cells.drop(columns=["index"])
         if previous is None:
             new = viewer.add_labels(
-                data, name=name, metadata=meta, features=features, **_placement(image_layer)
+                data, name=name, metadata=meta, features=features, **placement(image_layer)
             )
             stamp(new)
         else:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from napari.layers import Labels, Shapes
 
+from .placement import placement
+
 __all__ = [
     "LABELS_KIND",
     "PATHS_KIND",
@@ -69,20 +71,11 @@ def find_output(viewer, kind: str, source: str):
     return None
 
 
-def _placement(source_layer) -> dict[str, Any]:
-    n = source_layer.ndim
-    return {
-        "scale": tuple(source_layer.scale[-n:]),
-        "translate": tuple(source_layer.translate[-n:]),
-        "units": tuple(source_layer.units[-n:]),
-    }
-
-
 def labels_kwargs(source_layer, summary: dict) -> dict[str, Any]:
     """``add_labels`` keyword arguments for the clustered tails of ``source_layer``."""
     return {
         "name": f"{source_layer.name} (Con2Dis)",
-        **_placement(source_layer),
+        **placement(source_layer),
         "metadata": {"napari_sperm": {"kind": LABELS_KIND, "source": source_layer.name, **summary}},
     }
 
@@ -100,7 +93,7 @@ def paths_kwargs(source_layer, features: dict, is_stack: bool) -> dict[str, Any]
         "edge_width": 1.5,
         "features": features,
         "ndim": 3 if is_stack else 2,
-        **_placement(source_layer),
+        **placement(source_layer),
         "metadata": {"napari_sperm": {"kind": PATHS_KIND, "source": source_layer.name}},
     }
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
+from ..progress import drain
 from ..synthetic.raster import CropMask
 from ..tails import Con2DisParams, TailClustering, cluster_tails
 from ..tails.stack import heads_from_boxes
@@ -322,19 +323,11 @@ def iter_segment(
             head_params,
             tail_params,
         )
-        out.append(_drain(inner))
+        out.append(drain(inner))
         yield f + 1, n
     return out
 
 
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
-
-
 def segment(images, boxes, **kwargs) -> list[FrameSegmentation]:
     """:func:`iter_segment` without progress; same parameters and result."""
-    return _drain(iter_segment(images, boxes, **kwargs))
+    return drain(iter_segment(images, boxes, **kwargs))

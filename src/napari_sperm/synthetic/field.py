@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..progress import drain
 from .geometry import Pose, SpermShape, advance, centreline, head_axis, point_at, sample_shape
 from .modalities import Modality, get_modality
 from .optics import (
@@ -617,12 +618,9 @@ def make_stack(
     -------
     SyntheticStack
     """
-    gen = iter_stack(modality, n_frames, seed, n_sperm, crossings, crossing_angle_deg, realism)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
+    return drain(
+        iter_stack(modality, n_frames, seed, n_sperm, crossings, crossing_angle_deg, realism)
+    )
 
 
 def make_field(

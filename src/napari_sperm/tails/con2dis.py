@@ -11,6 +11,7 @@ from collections.abc import Generator
 import numpy as np
 
 from ..io.errors import SpermInputError
+from ..progress import drain
 from .direction import EndFits, end_fits
 from .merge import (
     Chain,
@@ -499,9 +500,4 @@ def cluster_tails(tail_mask, heads=None, *, params: Con2DisParams | None = None)
     >>> len(result.tails) > 0
     True
     """
-    gen = iter_cluster_tails(tail_mask, heads, params=params)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
+    return drain(iter_cluster_tails(tail_mask, heads, params=params))

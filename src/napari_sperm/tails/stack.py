@@ -12,6 +12,7 @@ from collections.abc import Generator, Sequence
 import numpy as np
 
 from ..io.errors import SpermInputError
+from ..progress import drain
 from .con2dis import iter_cluster_tails
 from .results import TailClustering
 
@@ -149,7 +150,7 @@ def iter_cluster_stack(
             try:
                 inner = iter_cluster_tails(tail_masks[f], frame_heads, params=params)
                 # one frame: pass its own steps on; a stack reports whole frames
-                results.append((yield from inner) if n == 1 else _drain(inner))
+                results.append((yield from inner) if n == 1 else drain(inner))
             except SpermInputError as exc:
                 if n == 1 or "no tail" not in str(exc).lower():
                     raise SpermInputError(f"frame {f}: {exc}" if n > 1 else str(exc)) from None
@@ -160,15 +161,6 @@ def iter_cluster_stack(
             "no tails were found in any frame: the tail layer holds no elongated structures."
         )
     return results
-
-
-def _drain(gen):
-    """Run a progress generator to the end and return its value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
 
 
 def _empty(shape, heads, params) -> TailClustering:
@@ -187,7 +179,7 @@ def _empty(shape, heads, params) -> TailClustering:
 
 def cluster_stack(tail_masks, heads=None, *, params=None) -> list[TailClustering]:
     """:func:`iter_cluster_stack` without progress."""
-    return _drain(iter_cluster_stack(tail_masks, heads, params=params))
+    return drain(iter_cluster_stack(tail_masks, heads, params=params))
 
 
 def stack_labels(results: list[TailClustering]) -> np.ndarray:

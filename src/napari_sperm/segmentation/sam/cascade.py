@@ -44,6 +44,7 @@ from skimage.morphology import skeletonize
 
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
+from ...progress import drain
 from ...synthetic.raster import CropMask
 from ..tail_mask import as_grey, tail_mask
 from .compat import import_segment_anything
@@ -726,9 +727,6 @@ def sam_cascade(
     candidates: np.ndarray | None = None,
 ) -> CascadeResult:
     """:func:`iter_sam_cascade` without progress; same parameters and result."""
-    gen = iter_sam_cascade(image, boxes, sam, mode=mode, params=params, candidates=candidates)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
+    return drain(
+        iter_sam_cascade(image, boxes, sam, mode=mode, params=params, candidates=candidates)
+    )
