@@ -4,7 +4,9 @@
 
 - ``napari-main-job.png``: the main job's window (sample stack + plugin widgets) with the sample's
   ground-truth heads and tails drawn over it;
-- ``detect-widget.png``: the Detect sperm widget after a run on the sample stack.
+- ``detect-widget.png``: the Detect sperm widget after a run on the sample stack;
+- ``segment-widget.png``: Detect sperm, then Segment heads & tails (classic engine) on the sample
+  stack: the ``heads`` and ``tails`` Labels layers and their features table.
 """
 
 from __future__ import annotations
@@ -54,21 +56,38 @@ def main_job(out: Path) -> None:
     _save(viewer, out)
 
 
-def detect_widget(out: Path) -> None:
-    viewer = _new_viewer()
-    viewer.open_sample("napari-sperm", "phase_stack")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Detect sperm")
+def _run(widget) -> None:
     widget.runner.run_button.clicked.emit()
     deadline = time.time() + 300
     while widget.runner.running and time.time() < deadline:
         QApplication.processEvents()
         time.sleep(0.05)
+
+
+def detect_widget(out: Path) -> None:
+    viewer = _new_viewer()
+    viewer.open_sample("napari-sperm", "phase_stack")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Detect sperm")
+    _run(widget)
+    _save(viewer, out)
+
+
+def segment_widget(out: Path) -> None:
+    viewer = _new_viewer()
+    viewer.open_sample("napari-sperm", "phase_stack")
+    _, detect = viewer.window.add_plugin_dock_widget("napari-sperm", "Detect sperm")
+    _run(detect)
+    viewer.layers[-1].visible = False  # the boxes; the labels are the subject here
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Segment heads & tails")
+    widget.reset_choices()
+    _run(widget)
     _save(viewer, out)
 
 
 def main(folder: str = "docs/images") -> None:
     main_job(Path(folder) / "napari-main-job.png")
     detect_widget(Path(folder) / "detect-widget.png")
+    segment_widget(Path(folder) / "segment-widget.png")
 
 
 if __name__ == "__main__":

@@ -193,3 +193,13 @@ def test_rebuild_from_edited_centrelines(make_napari_viewer, qtbot, field):
     assert set(np.unique(labels)) == {0, kept_id}
     line = np.rint(np.asarray(paths.data[0])).astype(int)
     assert np.mean(labels[line[:, 0], line[:, 1]] == kept_id) > 0.9
+
+
+def test_defaults_pick_the_layers_named_tails_and_heads(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="my heads")
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="other")
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="painted tails")
+    widget = _widget(viewer)
+    assert widget.tails.value is viewer.layers["painted tails"]
+    assert widget.heads.value is viewer.layers["my heads"]

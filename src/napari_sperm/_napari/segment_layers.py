@@ -2,8 +2,9 @@
 
 Layers are recognised by metadata (kind and source image), carry a fingerprint, and are replaced only
 while unedited (see :mod:`.tails_layers`); an edited layer is kept and the new result goes to a new
-layer. The features table has one row per cell and frame; for a single image its ``index`` column is
-the label value, so napari shows the row when the pointer is over the cell.
+layer. The table has one row per cell and frame and is kept in the metadata (``napari_sperm.cells``); for a
+single image it is also the layer's features table, whose ``index`` column is the label value, so
+napari shows the row when the pointer is over the cell.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def write_segmentation(
                 "cells": cells.to_dict(orient="list"),
             }
         }
-        features = cells if not is_stack else cells.drop(columns=["index"])
+        # napari shows the features row whose ``index`` equals the label under the pointer; in a
+        # stack one sperm id names different cells in different frames, so the table stays in the
+        # metadata there (``napari_sperm.cells``) instead of giving the wrong row.
+        features = cells if not is_stack else pd.DataFrame()
         if previous is None:
             new = viewer.add_labels(
                 data, name=name, metadata=meta, features=features, **placement(image_layer)

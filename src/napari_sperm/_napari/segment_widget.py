@@ -61,7 +61,7 @@ class SegmentWidget(Container):
         self.frames = ComboBox(label="frames", choices=[ALL, CURRENT], value=ALL)
         self.score = FloatSlider(label="min head score", value=0.3, min=0.0, max=0.99, step=0.01)
         self.replace = CheckBox(text="replace my previous (unedited) result", value=True)
-        self.runner = BackgroundRunner("Segment heads & tails", self._job)
+        self.runner = BackgroundRunner("Segment heads and tails", self._job)  # "&" is a Qt mnemonic
         super().__init__(
             widgets=[
                 self.image,

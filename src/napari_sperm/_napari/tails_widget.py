@@ -49,6 +49,11 @@ CURRENT, ALL = "current frame", "all frames"
 NO_HEADS = "(no heads)"
 
 
+def _named_first(layers: list, word: str) -> list:
+    """Layers whose name contains ``word`` first (the likely choice becomes the default)."""
+    return sorted(layers, key=lambda layer: word not in layer.name.lower())
+
+
 class TailsWidget(Container):
     """Re-split merged or crossing tails and pair each with a head (Con2Dis).
 
@@ -105,16 +110,21 @@ class TailsWidget(Container):
 
     # -- choices ------------------------------------------------------------------------------
     def _tail_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels)]
+        labels = [layer for layer in self._viewer.layers if isinstance(layer, Labels)]
+        return [(layer.name, layer) for layer in _named_first(labels, "tail")]
 
     def _head_choices(self, _widget=None):
-        choices: list = [(NO_HEADS, None)]
-        for layer in self._viewer.layers:
-            if isinstance(layer, Labels) or (
-                isinstance(layer, Shapes) and is_detections_layer(layer)
-            ):
-                choices.append((layer.name, layer))
-        return choices
+        layers = [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            or (isinstance(layer, Shapes) and is_detections_layer(layer))
+        ]
+        found = [(layer.name, layer) for layer in _named_first(layers, "head")]
+        # a heads layer when there is one, else no heads (a detections layer is a choice, not a guess)
+        if found and "head" in found[0][0].lower():
+            return found + [(NO_HEADS, None)]
+        return [(NO_HEADS, None)] + found
 
     # -- the job ------------------------------------------------------------------------------
     def _params(self) -> Con2DisParams:
