@@ -81,19 +81,36 @@ class Hubs:
         return -1 if c < 0 else int(self.hub_of_cluster[c])
 
 
+def continuation_cost(
+    c1: np.ndarray,
+    u: np.ndarray,
+    c2: np.ndarray,
+    v: np.ndarray,
+    width: float,
+    lateral_weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bend (deg), relative sideways offset and cost of continuing line (c1, u) by line (c2, v).
+
+    Row-wise over ``(n, 2)`` arrays: centres ``c``, unit directions ``u`` (the way the first line
+    runs out) and ``v`` (the way the second runs on). The offset is the mean distance of each centre
+    from the other line, in units of ``width + 0.15 x chord``.
+    """
+    bend = angle_deg(u, v)
+    vec = c2 - c1
+    chord = np.hypot(vec[:, 0], vec[:, 1])
+    p1 = np.abs(vec[:, 0] * u[:, 1] - vec[:, 1] * u[:, 0])
+    p2 = np.abs(vec[:, 0] * v[:, 1] - vec[:, 1] * v[:, 0])
+    lateral = 0.5 * (p1 + p2) / (width + 0.15 * chord)
+    return bend, lateral, bend + lateral_weight * lateral
+
+
 def _pair_cost(
     fits: EndFits, i: np.ndarray, j: np.ndarray, width: float, lateral_weight: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bend (deg), sideways offset (in widths, relative) and cost for continuing end i into end j."""
-    di, dj = fits.direction[i], fits.direction[j]
-    bend = angle_deg(di, -dj)
-    ci, cj = fits.centre[i], fits.centre[j]
-    v = cj - ci
-    chord = np.hypot(v[:, 0], v[:, 1])
-    perp_j = np.abs(v[:, 0] * di[:, 1] - v[:, 1] * di[:, 0])
-    perp_i = np.abs(v[:, 0] * dj[:, 1] - v[:, 1] * dj[:, 0])
-    lateral = 0.5 * (perp_i + perp_j) / (width + 0.15 * chord)
-    return bend, lateral, bend + lateral_weight * lateral
+    return continuation_cost(
+        fits.centre[i], fits.direction[i], fits.centre[j], -fits.direction[j], width, lateral_weight
+    )
 
 
 def build_hubs(

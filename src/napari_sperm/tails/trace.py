@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .direction import EndFits
-from .merge import Chain, Hubs
+from .merge import Chain, Hubs, continuation_cost
 from .results import MergeDecision
 from .skeleton import SkeletonGraph
 
@@ -59,14 +59,16 @@ def _fit(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cost(c1, u, c2, v, width, lateral_weight) -> tuple[float, float, float]:
-    """Bend (deg), relative sideways offset and cost of continuing line (c1, u) by line (c2, v)."""
-    bend = float(np.degrees(np.arccos(np.clip(u @ v, -1.0, 1.0))))
-    vec = c2 - c1
-    chord = float(np.hypot(vec[0], vec[1]))
-    p1 = abs(vec[0] * u[1] - vec[1] * u[0])
-    p2 = abs(vec[0] * v[1] - vec[1] * v[0])
-    lateral = 0.5 * (p1 + p2) / (width + 0.15 * chord)
-    return bend, lateral, bend + lateral_weight * lateral
+    """:func:`~.merge.continuation_cost` for one pair of lines."""
+    bend, lateral, cost = continuation_cost(
+        np.reshape(c1, (1, 2)),
+        np.reshape(u, (1, 2)),
+        np.reshape(c2, (1, 2)),
+        np.reshape(v, (1, 2)),
+        width,
+        lateral_weight,
+    )
+    return float(bend[0]), float(lateral[0]), float(cost[0])
 
 
 def trace_from_heads(
