@@ -205,6 +205,35 @@ def _cmd_tails(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .annotations.export import ExportResult, iter_export_coco
+    from .annotations.load import load_coco
+
+    stacks, notes = [], []
+    for path in args.inputs:
+        res = load_coco(path)  # every input is checked before anything is written
+        stacks.extend(res.stacks)
+        notes.extend(f"{path}: {w}" for w in res.warnings)
+    for line in notes:
+        print(f"napari-sperm export: note: {line}", file=sys.stderr)
+    result = None
+    for item in iter_export_coco(
+        stacks, args.output, force=args.force, include_empty=args.include_empty
+    ):
+        if isinstance(item, ExportResult):
+            result = item
+        elif not args.quiet and sys.stderr.isatty():
+            print(f"\rwriting images {item[0]}/{item[1]}", end="", file=sys.stderr)
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    assert result is not None
+    print(
+        f"wrote {result.path}: {result.n_images} image(s), {result.n_annotations} annotation(s) "
+        f"from {len(stacks)} stack(s)"
+    )
+    return 0
+
+
 def _load_sam_or_classic(engine: str, model: str, checkpoint, device: str, warn):
     """``("sam", handle)`` when a SAM checkpoint loads, else ``("classic", None)`` with a warning."""
     if engine != "sam":
@@ -442,6 +471,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="SAM model type of the checkpoint (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_segment)
+
+    p = sub.add_parser(
+        "export",
+        help="package COCO annotations with their images as one self-contained COCO dataset",
+        description="Read COCO files (napari-sperm detections, segmentations, ground truth, earlier "
+        "exports, or any COCO set whose category names are sperm/head/tail) and the images they "
+        "name, and write OUT/images/<stack>_<frame>.tif (one file per annotated frame) plus "
+        "OUT/annotations.json: fixed categories, masks as compressed RLE, bbox and area from the "
+        "mask, attributes sperm_id/score/reviewed. Several inputs go into one file without id "
+        "collisions. Malformed files stop with a list of every problem before anything is written.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN.json", help="COCO JSON file(s)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="export folder")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing OUT_DIR/annotations.json"
+    )
+    p.add_argument(
+        "--include-empty", action="store_true", help="also export frames with no annotation"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "tails",

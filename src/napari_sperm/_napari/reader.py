@@ -1,4 +1,4 @@
-"""npe2 reader: TIFF / OME-TIFF files and folders of frames as image layers."""
+"""npe2 reader: TIFF / OME-TIFF files and folders of frames as image layers; COCO JSON via :mod:`.coco_io`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ LayerData = tuple[Any, dict[str, Any], str]
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
     """Return :func:`read_layers` if napari-sperm can open ``path``, else None (quickly)."""
     paths = path if isinstance(path, list) else [path]
+    if paths and all(str(p).lower().endswith(".json") for p in paths):
+        from .coco_io import get_coco_reader
+
+        return get_coco_reader(paths)
     if not paths or not all(is_supported(p) for p in paths):
         return None
     return read_layers

@@ -4,7 +4,8 @@ Layers are recognised by metadata (kind and source image), carry a fingerprint, 
 while unedited (see :mod:`.tails_layers`); an edited layer is kept and the new result goes to a new
 layer. The table has one row per cell and frame and is kept in the metadata (``napari_sperm.cells``); for a
 single image it is also the layer's features table, whose ``index`` column is the label value, so
-napari shows the row when the pointer is over the cell.
+napari shows the row when the pointer is over the cell. Pixels where two tails cross show one tail;
+the other keeps them in ``napari_sperm.overlaps`` so the export writes both full masks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..annotations.labels import labels_from_masks
 from .placement import placement
 from .tails_layers import find_output, is_unedited, stamp
 
@@ -50,16 +52,25 @@ def features_table(results, first: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _labels(result, part: str) -> tuple[np.ndarray, dict]:
+    """Label image of one part (value = sperm id) and the pixels cells share (see annotations.labels)."""
+    masks = {
+        rec.sperm_id: getattr(rec, part) for rec in result.sperm if getattr(rec, part) is not None
+    }
+    return labels_from_masks(masks, result.shape)
+
+
 def write_segmentation(
     viewer, image_layer, results, engine, is_stack, first, only_current, replace
 ):
     """Add or update the ``heads`` and ``tails`` layers of ``image_layer``."""
     table = features_table(results, first)
-    for kind, name, getter in (
-        (HEADS_KIND, "heads", lambda r: r.head_labels()),
-        (TAILS_KIND, "tails", lambda r: r.tail_labels()),
-    ):
-        labels = np.stack([getter(r) for r in results]).astype(np.int32)
+    for kind, name, part in ((HEADS_KIND, "heads", "head"), (TAILS_KIND, "tails", "tail")):
+        painted = [_labels(r, part) for r in results]
+        labels = np.stack([lab for lab, _ in painted]).astype(np.int32)
+        overlaps = {
+            str(first + k if is_stack else 0): ex for k, (_, ex) in enumerate(painted) if ex
+        }
         previous = find_output(viewer, kind, image_layer.name) if replace else None
         if previous is not None and not is_unedited(previous):
             from napari.utils.notifications import show_info
@@ -75,6 +86,11 @@ def write_segmentation(
                 full[:] = np.asarray(previous.data)
                 old = previous.metadata.get("napari_sperm", {}).get("cells")
                 old_table = None if old is None else pd.DataFrame(old)
+                old_overlaps = previous.metadata.get("napari_sperm", {}).get("overlaps") or {}
+                overlaps = {
+                    **{k: v for k, v in old_overlaps.items() if k != str(first)},
+                    **overlaps,
+                }
             full[first : first + labels.shape[0]] = labels
             data = full
         else:
@@ -88,6 +104,7 @@ def write_segmentation(
                 "source": image_layer.name,
                 "engine": engine,
                 "cells": cells.to_dict(orient="list"),
+                "overlaps": overlaps,
             }
         }
         # napari shows the features row whose ``index`` equals the label under the pointer; in a
