@@ -7,6 +7,9 @@
 - ``detect-widget.png``: the Detect sperm widget after a run on the sample stack;
 - ``segment-widget.png``: Detect sperm, then Segment heads & tails (classic engine) on the sample
   stack: the ``heads`` and ``tails`` Labels layers and their features table.
+
+``scripts/screenshots.py tutorial`` instead saves ``tutorial-*.png``, one per step of the everyday
+path, by running the workflow GUI test with a visible window.
 """
 
 from __future__ import annotations
@@ -84,7 +87,21 @@ def segment_widget(out: Path) -> None:
     _save(viewer, out)
 
 
-def main(folder: str = "docs/images") -> None:
+def tutorial(folder: Path) -> int:
+    """The tutorial's pictures: the workflow GUI test, run with a visible window, saves each step."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "NAPARI_SPERM_TUTORIAL_SHOTS": str(Path(folder).resolve())}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd += ["tests/test_workflow_gui.py::test_full_path_on_the_sample_stack"]
+    return subprocess.call(cmd, env=env)
+
+
+def main(*args: str) -> None:
+    if args and args[0] == "tutorial":
+        sys.exit(tutorial(Path(args[1] if len(args) > 1 else "docs/images")))
+    folder = args[0] if args else "docs/images"
     main_job(Path(folder) / "napari-main-job.png")
     detect_widget(Path(folder) / "detect-widget.png")
     segment_widget(Path(folder) / "segment-widget.png")

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_sperm._napari.reader import get_reader
-from napari_sperm.demo import open_viewer, widget_names
+from napari_sperm.demo import DOCKED, open_viewer, widget_names
 
 pytestmark = pytest.mark.gui
 
@@ -117,5 +117,6 @@ def test_main_job_opens_sample_with_widgets_docked(make_napari_viewer):
     assert [layer.name for layer in viewer.layers] == ["phase-contrast sample"]
     assert viewer.layers[0].data.shape == (20, 480, 640)
     docked = set(viewer.window.dock_widgets.keys())
-    for name in widget_names():
+    assert set(DOCKED) <= set(widget_names())
+    for name in DOCKED:
         assert any(name in key for key in docked), (name, docked)

@@ -87,6 +87,7 @@ def run_headless(out_dir: str | os.PathLike = "demo-output", log=print) -> dict[
         log(f"[demo]   ground truth: {ann}")
     _detect_and_score(written, log)
     _segment(written, log)
+    _export(written, log)
     log(f"[demo] done: outputs are under {out.resolve()}")
     return written
 
@@ -138,6 +139,24 @@ def _segment(written: dict[str, Path], log) -> None:
         )
 
 
+def _export(written: dict[str, Path], log) -> None:
+    """Package each sample's segmentation with its frames as a self-contained COCO export."""
+    from .annotations.export import export_coco
+    from .annotations.load import load_coco
+
+    for name in [k for k in written if k.endswith(" segmentation")]:
+        seg = written[name]
+        result = export_coco(load_coco(seg).stacks, seg.parent / "export", force=True)
+        written[name.replace("segmentation", "export")] = result.path
+        log(
+            f"[demo]   export:       {result.path} ({result.n_images} images, "
+            f"{result.n_annotations} annotations; File > Open it in napari to correct)"
+        )
+
+
+DOCKED = ["Sperm workflow", "Cluster tails (Con2Dis)"]
+
+
 def widget_names() -> list[str]:
     """Display names of the plugin's dock widgets, as the npe2 manifest lists them."""
     import npe2
@@ -147,7 +166,7 @@ def widget_names() -> list[str]:
 
 
 def open_viewer(viewer=None, block: bool = True):
-    """Open napari with the sample phase-contrast stack loaded and the plugin's widgets docked.
+    """Open napari with the sample phase-contrast stack and the *Sperm workflow* dock (plus Con2Dis).
 
     Parameters
     ----------
@@ -165,7 +184,7 @@ def open_viewer(viewer=None, block: bool = True):
     if viewer is None:
         viewer = napari.Viewer(title="napari-sperm")
     viewer.open_sample("napari-sperm", "phase_stack")
-    for display_name in widget_names():
+    for display_name in DOCKED:
         viewer.window.add_plugin_dock_widget("napari-sperm", display_name)
     if block:
         napari.run()

@@ -212,14 +212,31 @@ def stack_from_layers(image_layer, boxes=None, heads=None, tails=None) -> Annota
         for k in range(n_frames)
     ]
     meta = _meta(image_layer)
+    extra = dict(meta.get("image_meta") or {})
+    size = _pixel_size_um(image_layer)
+    if size is not None:
+        extra["pixel_size_um"] = size
     return AnnotatedStack(
         name=str(meta.get("stack_name") or image_layer.name),
         frames=frames,
         pixels=image_layer.data if is_stack else image_layer.data[None],
         is_stack=is_stack,
         source_file=meta.get("source") if isinstance(meta.get("source"), str) else None,
-        meta=dict(meta.get("image_meta") or {}),
+        meta=extra,
     )
+
+
+_MICRONS = {"um", "µm", "micrometer", "micrometre", "micron"}
+
+
+def _pixel_size_um(image_layer) -> float | None:
+    """The layer's square pixel size in micrometres, or None (unscaled, other units, anisotropic)."""
+    sy, sx = (float(v) for v in image_layer.scale[-2:])
+    units = getattr(image_layer, "units", None)
+    unit = str(units[-1]) if units is not None and len(units) else ""
+    if sy == sx and sx != 1.0 and unit in _MICRONS:
+        return sx
+    return None
 
 
 def _corners(box, frame: int | None) -> np.ndarray:
@@ -250,8 +267,13 @@ def layer_data_from_stack(
             "imported_from": imported_from,
         }
     }
+    place: dict[str, Any] = {}
+    size = stack.meta.get("pixel_size_um")
+    if isinstance(size, (int, float)) and size > 0:
+        spatial = (float(size), float(size))
+        place = {"scale": ((1.0,) + spatial) if stack.is_stack else spatial, "units": "um"}
     out: list[LayerData] = [
-        (pixels, {"name": name, "rgb": stack.rgb, "metadata": image_meta}, "image")
+        (pixels, {"name": name, "rgb": stack.rgb, "metadata": image_meta, **place}, "image")
     ]
     shapes, feats = [], {"score": [], "class": [], "frame": [], "sperm_id": [], "reviewed": []}
     heads = np.zeros((n, h, w), np.int32)
@@ -307,6 +329,7 @@ def layer_data_from_stack(
                 "features": features,
                 "ndim": ndim,
                 "metadata": {"napari_sperm": {"kind": DETECTIONS_KIND, "source": name}},
+                **place,
             },
             "shapes",
         )
@@ -318,6 +341,7 @@ def layer_data_from_stack(
                 arr if stack.is_stack else arr[0],
                 {
                     "name": f"{name} {part}",
+                    **place,
                     "metadata": {
                         "napari_sperm": {
                             "kind": kind,

@@ -78,22 +78,20 @@ def remove_cell(viewer, image_layer, frame: int, sperm_id: int) -> dict[str, int
     _, is_stack = image_frames(image_layer)
     found = find_annotation_layers(viewer, image_layer)
     boxes = found["boxes"]
-    n_boxes = 0
-    if boxes is not None and len(boxes.data):
-        idx = [
-            i
-            for i, key in enumerate(_keys(boxes, [i], is_stack) for i in range(len(boxes.data)))
-            if (frame, sperm_id) in key
-        ]
-        n_boxes = len(idx)
-        if idx:
-            boxes.selected_data = set()
-            boxes.remove(idx)  # the removal hook erases the labels too; erasing twice is harmless
-    return {
-        "boxes": n_boxes,
+    removed = {
         "head_px": _erase_label(found["heads"], frame, sperm_id, is_stack),
         "tail_px": _erase_label(found["tails"], frame, sperm_id, is_stack),
+        "boxes": 0,
     }
+    if boxes is not None and len(boxes.data):
+        idx = [
+            i for i in range(len(boxes.data)) if (frame, sperm_id) in _keys(boxes, [i], is_stack)
+        ]
+        removed["boxes"] = len(idx)
+        if idx:
+            boxes.selected_data = set()
+            boxes.remove(idx)
+    return removed
 
 
 def set_reviewed(viewer, image_layer, frame: int, sperm_id: int, value: bool = True) -> bool:
@@ -117,7 +115,7 @@ def set_reviewed(viewer, image_layer, frame: int, sperm_id: int, value: bool = T
             return False
         _add_box(boxes, box, frame if is_stack else None, "sperm", sperm_id, value)
         return True
-    col = np.asarray(feats["reviewed"], bool)
+    col = np.array(feats["reviewed"], bool)
     col[rows] = value
     feats["reviewed"] = col
     boxes.features = feats
@@ -219,8 +217,8 @@ def _name_new_boxes(viewer, image_layer, layer, is_stack: bool) -> None:
         return
     found = find_annotation_layers(viewer, image_layer)
     start = next_sperm_id([layer, found["heads"], found["tails"]])
-    ids = np.asarray(feats["sperm_id"]).astype(int)
-    frames = np.asarray(feats["frame"]).astype(int) if "frame" in feats else None
+    ids = np.array(feats["sperm_id"]).astype(int)
+    frames = np.array(feats["frame"]).astype(int) if "frame" in feats else None
     for n, i in enumerate(new):
         ids[i] = start + n
         if frames is not None:

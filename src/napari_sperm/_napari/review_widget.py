@@ -50,6 +50,7 @@ class ReviewWidget(Container):
         super().__init__(widgets=[self.image, self.summary, self.table, buttons])
         self._ids: list[int] = []
         self._row = 0
+        self.listeners: list = []  # called after every refresh (the workflow's counts)
         self.table.read_only = True
         native = self.table.native
         native.setSelectionBehavior(native.SelectionBehavior.SelectRows)
@@ -132,7 +133,7 @@ class ReviewWidget(Container):
             "sperm id": [r.sperm_id for r in rows],
             "score": ["" if r.score is None else f"{r.score:.2f}" for r in rows],
             "head area": [r.head_area for r in rows],
-            "tail length": [r.tail_length for r in rows],
+            "tail length": [f"{r.tail_length:.1f}" for r in rows],
             "paired": ["yes" if r.paired else "no" for r in rows],
             "reviewed": ["yes" if r.reviewed else "" for r in rows],
         }
@@ -141,9 +142,12 @@ class ReviewWidget(Container):
         self.summary.value = (
             f"{where}{len(rows)} sperm, {sum(r.paired for r in rows)} paired, {n_rev} reviewed"
         )
+        self.table.native.resizeColumnsToContents()
         if rows:
             self._row = min(self._row, len(rows) - 1)
             self.table.native.selectRow(self._row)
+        for listener in list(self.listeners):
+            listener()
 
     def selected_id(self) -> int | None:
         if not self._ids:

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkflowWidget", "STEPS"]
 
-STEPS = ["1 · Detect sperm", "2 · Segment heads & tails", "3 · Review & correct", "4 · Export COCO"]
+# "&&" shows one "&" (a single "&" would be a Qt mnemonic)
+STEPS = [
+    "1 · Detect sperm",
+    "2 · Segment heads && tails",
+    "3 · Review && correct",
+    "4 · Export COCO",
+]
 
 
 class WorkflowWidget(Container):
@@ -46,6 +52,7 @@ class WorkflowWidget(Container):
         for title, step in zip(STEPS, (self.detect, self.segment, self.review, self.export)):
             self.steps.addItem(step.native, title)
         self.native.layout().addWidget(self.steps)
+        self.review.listeners.append(self.update_counts)
         self.image.changed.connect(self._image_changed)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
