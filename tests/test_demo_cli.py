@@ -23,6 +23,8 @@ def test_headless_demo_writes_sample_and_ground_truth(tmp_path):
         "stained detections",
         "phase-contrast segmentation",
         "stained segmentation",
+        "phase-contrast export",
+        "stained export",
     }
     pred = json.loads(written["phase-contrast detections"].read_text())
     assert len(pred["images"]) == 20 and pred["annotations"]
@@ -31,6 +33,9 @@ def test_headless_demo_writes_sample_and_ground_truth(tmp_path):
     seg = json.loads(written["stained segmentation"].read_text())
     cats = [a["category_id"] for a in seg["annotations"]]
     assert cats.count(2) >= 3 and cats.count(3) >= 3 and cats.count(1) == cats.count(2)
+    export = json.loads(written["stained export"].read_text())
+    assert [a["category_id"] for a in export["annotations"]] == cats  # same cells, same order
+    assert (written["stained export"].parent / export["images"][0]["file_name"]).exists()
     ds = json.loads(written["phase-contrast"].read_text())
     assert len(ds["images"]) == 20
     assert (tmp_path / "out" / "phase-contrast" / "images" / "phase-high_0001.tif").exists()

@@ -153,7 +153,13 @@ def test_full_path_on_the_sample_stack(make_napari_viewer, qtbot, tmp_path):
 def test_review_table_follows_the_frame_and_hand_drawn_boxes_get_ids(
     make_napari_viewer, qtbot, tmp_path
 ):
-    from napari_sperm._napari.detection_layer import detection_layer_kwargs, shapes_from_detections
+    from napari_sperm._napari.cell_edits import set_reviewed
+    from napari_sperm._napari.detection_layer import (
+        detection_layer_kwargs,
+        is_unedited,
+        shapes_from_detections,
+        stamp,
+    )
     from napari_sperm.detection.results import FrameDetections
     from napari_sperm.synthetic import make_stack
 
@@ -175,8 +181,12 @@ def test_review_table_follows_the_frame_and_hand_drawn_boxes_get_ids(
     ]
     shapes, feats = shapes_from_detections(dets, True)
     boxes = viewer.add_shapes(shapes, **detection_layer_kwargs(image, feats, 0.3, None))
+    stamp(boxes)  # as Detect sperm leaves it: a rerun may replace it while unedited
     review.refresh()
     assert review._ids == [1, 2]
+    assert is_unedited(boxes)
+    assert set_reviewed(viewer, image, 0, 2)
+    assert not is_unedited(boxes)  # a review flag is the user's work: never replaced silently
     viewer.dims.set_point(0, 1)
     assert review._ids == [1]
     # draw a box by hand on frame 1: it gets a new id and is marked reviewed

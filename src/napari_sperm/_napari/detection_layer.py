@@ -61,7 +61,10 @@ def _features(feats: dict[str, list]) -> dict[str, np.ndarray]:
 
 
 def fingerprint(shapes, features) -> str:
-    """Hash of box corners and features, to tell whether a layer was edited."""
+    """Hash of box corners and features, to tell whether a layer was edited.
+
+    A ``reviewed`` flag set in the review table counts as an edit, so a rerun never drops it.
+    """
     h = hashlib.sha1()
     for s in shapes:
         h.update(np.round(np.asarray(s, float), 3).tobytes())
@@ -73,6 +76,10 @@ def fingerprint(shapes, features) -> str:
                 str(round(v, 4)) if isinstance(v, float) else str(v) for v in col.tolist()
             ).encode()
         )
+    if "reviewed" in features:
+        flags = np.asarray(features["reviewed"], bool)
+        if flags.any():
+            h.update(b"reviewed" + np.flatnonzero(flags).tobytes())
     return h.hexdigest()
 
 
