@@ -35,6 +35,15 @@ def _keys(layer, indices, is_stack: bool) -> set[tuple[int, int]]:
     return out
 
 
+def _set_features(layer, feats) -> None:
+    """Assign a features table without losing the defaults new shapes get (napari resets them)."""
+    defaults = {k: layer.feature_defaults[k][0] for k in layer.feature_defaults.columns}
+    layer.features = feats
+    layer.feature_defaults = {
+        k: defaults.get(k, layer.feature_defaults[k][0]) for k in layer.feature_defaults.columns
+    }
+
+
 def next_sperm_id(layers) -> int:
     """One above every sperm id in the given boxes and labels layers."""
     top = 0
@@ -118,7 +127,7 @@ def set_reviewed(viewer, image_layer, frame: int, sperm_id: int, value: bool = T
     col = np.array(feats["reviewed"], bool)
     col[rows] = value
     feats["reviewed"] = col
-    boxes.features = feats
+    _set_features(boxes, feats)
     return True
 
 
@@ -171,7 +180,7 @@ def connect_cell_edits(viewer, image_layer, boxes) -> None:
     feats = boxes.features
     if "reviewed" not in feats and "sperm_id" in feats:
         feats["reviewed"] = False
-        boxes.features = feats
+        _set_features(boxes, feats)
     if "sperm_id" in boxes.features:
         defaults = {k: boxes.feature_defaults[k][0] for k in boxes.feature_defaults.columns}
         defaults.update({"sperm_id": -1, "reviewed": True})
@@ -226,4 +235,4 @@ def _name_new_boxes(viewer, image_layer, layer, is_stack: bool) -> None:
     feats["sperm_id"] = ids
     if frames is not None:
         feats["frame"] = frames
-    layer.features = feats
+    _set_features(layer, feats)
