@@ -257,3 +257,16 @@ def test_cli_export_and_errors(gt, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "image_id" in err
     assert not (tmp_path / "z").exists()
+
+
+def test_outputs_of_segment_resolve_inputs_from_the_current_folder(gt, tmp_path, monkeypatch):
+    """`napari-sperm segment` records inputs as given (relative to where it ran), not to the JSON."""
+    monkeypatch.chdir(gt.parent)
+    seg = tmp_path / "out" / "segmentation.json"
+    seg.parent.mkdir()
+    assert main(["segment", "images/phase-high_0001.tif", "-o", str(seg), "-q"]) == 0
+    res = load_coco(seg)
+    assert res.stacks[0].pixels.shape == (3, 480, 640)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CocoFormatError, match="not found .looked in .* and the current folder"):
+        load_coco(seg)

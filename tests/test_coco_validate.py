@@ -588,7 +588,7 @@ def test_check_files_reports_missing_image_files(ds, tmp_path):
     assert coco_problems(ds) == []  # files are not looked at unless asked
     problems = coco_problems(ds, base_dir=tmp_path, check_files=True)
     assert problems == [
-        f"image files 'images/b.tif', 'images/c3.tif', 'images/c4.tif', ... (7 in all) not found (looked in {tmp_path.resolve()})",
+        f"image files 'images/b.tif', 'images/c3.tif', 'images/c4.tif', ... (7 in all) not found (looked in {tmp_path.resolve()} and the current folder)",
         f"image file '{tmp_path / 'abs.tif'}' not found",
     ]
     with pytest.raises(CocoFormatError, match="not found"):
@@ -599,7 +599,7 @@ def test_check_files_single_missing_file(ds, tmp_path):
     ds["images"][1]["file_name"] = "images/a.tif"
     (tmp_path / "stack.tif").write_bytes(b"")
     assert coco_problems(ds, base_dir=tmp_path, check_files=True) == [
-        f"image file 'images/a.tif' not found (looked in {tmp_path.resolve()})"
+        f"image file 'images/a.tif' not found (looked in {tmp_path.resolve()} and the current folder)"
     ]
 
 

@@ -22,7 +22,7 @@ from ..coco import CATEGORY_IDS, decode_mask
 from ..io import SpermInputError, read_image
 from ..synthetic.raster import CropMask
 from .model import AnnotatedFrame, AnnotatedStack
-from .validate import validate_coco
+from .validate import resolve_image_path, validate_coco
 
 __all__ = ["ImportResult", "load_coco", "coco_to_stacks", "read_coco_json"]
 
@@ -96,8 +96,7 @@ class _PixelCache:
         self.files: dict[Path, Any] = {}
 
     def path(self, file_name: str) -> Path:
-        p = Path(file_name)
-        return p if p.is_absolute() else self.base_dir / p
+        return resolve_image_path(file_name, self.base_dir)
 
     def frame(self, img: dict[str, Any]) -> np.ndarray:
         p = self.path(str(img["file_name"]))

@@ -30,7 +30,13 @@ import numpy as np
 from ..coco import CATEGORIES
 from ..io.errors import SpermInputError, one_line
 
-__all__ = ["CocoFormatError", "coco_problems", "looks_like_coco", "validate_coco"]
+__all__ = [
+    "CocoFormatError",
+    "coco_problems",
+    "looks_like_coco",
+    "resolve_image_path",
+    "validate_coco",
+]
 
 #: Problems spelled out in a :class:`CocoFormatError` message; the rest are counted.
 MAX_SHOWN_PROBLEMS = 8
@@ -966,6 +972,20 @@ def _set_reason(reason: np.ndarray, starts: np.ndarray, chars: np.ndarray, code:
 # Image files
 
 
+def resolve_image_path(name: str, base_dir: str | os.PathLike[str] | None) -> Path:
+    """Where an ``images[].file_name`` points: absolute as it is; a relative name inside
+    ``base_dir`` (the JSON's folder, the COCO convention), else in the current folder (how
+    ``napari-sperm detect`` and ``segment`` record the inputs they were given)."""
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    if base_dir is not None:
+        inside = Path(base_dir).expanduser() / path
+        if inside.is_file() or not path.is_file():
+            return inside
+    return path.resolve()
+
+
 def _missing_files(files: list[str], base_dir: str | os.PathLike[str] | None) -> list[str]:
     base = Path(base_dir).expanduser().resolve() if base_dir is not None else None
     missing: dict[str, list[str]] = {}
@@ -974,8 +994,8 @@ def _missing_files(files: list[str], base_dir: str | os.PathLike[str] | None) ->
         if path.is_absolute():
             where = ""
         elif base is not None:
-            where = str(base)
-            path = base / path
+            where = f"{base} and the current folder"
+            path = resolve_image_path(name, base)
         else:
             continue
         try:
