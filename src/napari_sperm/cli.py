@@ -286,6 +286,34 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import format_table, run_batch
+
+    def progress(rec, done: int, total: int) -> None:
+        if args.quiet:
+            return
+        what = rec.error if rec.status == "failed" else f"{rec.frames} frame(s), {rec.heads} heads"
+        print(f"[batch] {done}/{total} {rec.input}: {rec.status}, {what}", file=sys.stderr)
+
+    report = run_batch(
+        args.inputs,
+        args.output,
+        steps=args.steps,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        device=args.device,
+        score_threshold=args.score_threshold,
+        force=args.force,
+        progress=progress,
+        weights=args.weights,
+        chunk_frames=args.chunk_frames,
+    )
+    print(format_table(report))
+    if report.merged:
+        print(f"merged outputs: {report.merged}")
+    return 0 if report.ok else 1
+
+
 def _add_detector_options(
     p: argparse.ArgumentParser, threshold: float, threshold_help: str
 ) -> None:
@@ -471,6 +499,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="SAM model type of the checkpoint (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_segment)
+
+    p = sub.add_parser(
+        "batch",
+        help="detect (and segment) many files in parallel on dask.distributed, with resume",
+        description="Run detect or detect+segment on many image files or folders in parallel: one "
+        "task per input on a local cluster of --workers processes (default) or on a running dask "
+        "scheduler (--scheduler tcp://host:8786). Writes OUT_DIR/<name>.segmentation.json (or "
+        ".detections.json) per input and OUT_DIR/merged.<...>.json with all of them (ids "
+        "renumbered). Inputs already done are skipped unless --force; a failing input is reported "
+        "and the others go on (exit status 1 if any failed).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of frames")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument(
+        "--steps",
+        default="detect,segment",
+        metavar="STEPS",
+        help="detect, or detect,segment (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running dask scheduler, or 'serial' for no dask "
+        "(default: start a local cluster)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="worker processes of the local cluster; 0 runs serially (default: %(default)s)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: %(default)s)")
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.3,
+        metavar="T",
+        help="keep and segment detections scoring at least T (default: %(default)s)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="detector weights (default: the shipped model)",
+    )
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=16,
+        metavar="K",
+        help="frames of a stack held in memory at a time (default: %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="redo inputs that already have an output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser(
         "export",

@@ -1,0 +1,258 @@
+"""The batch task: process one input on a worker, in bounded-memory frame chunks.
+
+Model once per worker
+---------------------
+The detector is kept in a module-level cache, :data:`_DETECTORS`, keyed by ``(weights,
+device)``. With ``processes=True`` every dask worker is its own Python process, so each worker
+loads the model on its first task and reuses it for every later frame and input; the serial
+(in-process) path shares the same cache. This needs no scheduler-side state, and a worker that
+dies and is restarted by its nanny simply loads the model again on its next task.
+
+Chunks
+------
+:func:`~napari_sperm.detection.files.detect_files` and
+:func:`~napari_sperm.segmentation.files.segment_files` read a whole stack into memory (``read_image``
+is lazy only above a quarter of the RAM). Here the input is opened lazily (``read_image(path,
+lazy=True)``, one frame per dask chunk) and processed ``chunk_frames`` frames at a time; each
+chunk's COCO images and annotations are appended with running ids and frame indices offset by
+the chunk start, so the output equals theirs while only one chunk of pixels (plus the masks of
+one chunk) is in memory at a time.
+
+Failures
+--------
+:func:`process_input` catches every exception and returns a ``failed`` record with a one-line
+reason, so the scheduler's ``retries`` are only used when something outside the task fails (a
+worker that died mid-task is rescheduled by the scheduler itself).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..detection.coco_output import ImageRecord, detections_to_coco
+from ..detection.inputs import expand_inputs, frame_stack
+from ..io import atomic_write_json, read_image
+from ..io.errors import SpermInputError, one_line
+from .jobs import Job, Settings
+from .merge import append_dataset, count_heads
+from .report import InputRecord
+
+__all__ = ["get_detector", "iter_chunks", "process_input", "run_input"]
+
+_DETECTORS: dict[tuple[str | None, str], Any] = {}
+_LOCK = threading.Lock()
+_THREADS_SET = False
+
+
+def _limit_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads once per process (``None``: leave them)."""
+    global _THREADS_SET
+    if threads is None or _THREADS_SET:
+        return
+    import torch
+
+    torch.set_num_threads(int(threads))
+    _THREADS_SET = True
+
+
+def get_detector(weights: str | None, device: str):
+    """The detector for ``(weights, device)``, loaded on the first call in this process.
+
+    Parameters
+    ----------
+    weights : str or None
+        Weights file; None for the shipped model.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    Returns
+    -------
+    Detector
+    """
+    from ..detection.detector import load_detector
+
+    key = (weights, device)
+    with _LOCK:
+        det = _DETECTORS.get(key)
+        if det is None:
+            det = _DETECTORS[key] = load_detector(weights, device)
+    return det
+
+
+def iter_chunks(path: str, chunk_frames: int):
+    """Read an image file lazily and yield ``(start, frames, is_stack)`` chunks.
+
+    Parameters
+    ----------
+    path : str
+        One image file (TIFF stack, PNG, JPEG).
+    chunk_frames : int
+        Frames per chunk (at least 1).
+
+    Yields
+    ------
+    start : int
+        Index of the chunk's first frame.
+    frames : ndarray
+        ``(k, H, W)`` or ``(k, H, W, 3)`` in memory.
+    is_stack : bool
+        Whether the file is a stack (frame indices are written) or a single image.
+    """
+    img = read_image(path, lazy=True)
+    frames, is_stack = frame_stack(img.data, img.rgb)
+    n = int(frames.shape[0])
+    if n == 0:
+        raise SpermInputError(f"'{path}' holds no frames.")
+    step = max(1, int(chunk_frames))
+    for start in range(0, n, step):
+        block = frames[start : start + step]
+        if hasattr(block, "compute"):
+            # never the distributed client: this already runs inside a task
+            block = block.compute(scheduler="synchronous")
+        yield start, np.asarray(block), is_stack
+
+
+def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
+    """An empty dataset with the same ``info`` as ``detect_files``/``segment_files`` plus ours."""
+    from ..segmentation.coco_output import segmentation_to_coco
+
+    extra = {
+        "weights": str(settings.weights or "default"),
+        "batch_input": key,
+        "batch_settings": settings.record(),
+    }
+    if settings.step == "detect":
+        return detections_to_coco(
+            [],
+            device=str(detector.device),
+            score_threshold=float(settings.score_threshold),
+            **extra,
+        )
+    return segmentation_to_coco(
+        [], engine="classic", score_threshold=float(settings.score_threshold), **extra
+    )
+
+
+def run_input(job: Job, settings: Settings, detector) -> dict[str, Any]:
+    """Detect (and segment) every frame of one input, chunk by chunk; return the COCO dataset.
+
+    Parameters
+    ----------
+    job : Job
+    settings : Settings
+    detector : Detector
+
+    Returns
+    -------
+    dict
+        COCO dataset, equal in images and annotations to ``detect_files([job.input], ...)`` or
+        ``segment_files([job.input], ..., engine="classic")`` with the same threshold.
+    """
+    from ..segmentation.coco_output import SegmentedImage, segmentation_to_coco
+    from ..segmentation.segment import segment
+
+    thr = float(settings.score_threshold)
+    ds = _header(settings, detector, job.key)
+    for name in expand_inputs([job.input]):
+        for start, frames, is_stack in iter_chunks(name, settings.chunk_frames):
+            h, w = frames.shape[1:3]
+            dets = detector.detect(frames, thr, settings.batch_size)
+            if settings.step == "detect":
+                recs = [
+                    ImageRecord(str(name), int(w), int(h), start + d.frame if is_stack else None, d)
+                    for d in dets
+                ]
+                part = detections_to_coco(recs)
+            else:
+                results = segment(frames, dets, engine="classic", score_threshold=thr)
+                items = [
+                    SegmentedImage(str(name), start + f if is_stack else None, res)
+                    for f, res in enumerate(results)
+                ]
+                part = segmentation_to_coco(items)
+                del results, items
+            append_dataset(ds, part)
+    return ds
+
+
+def _maybe_die(marker: str | None) -> None:
+    """TEST-ONLY hook: kill this worker process the first time (``marker`` not yet there).
+
+    Used by the test suite to check that a batch survives a worker dying mid-task. Refuses to
+    run outside a dask worker so it can never kill the caller's own process.
+    """
+    if marker is None:
+        return
+    from distributed import get_worker
+
+    get_worker()  # raises ValueError when not inside a dask worker
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(1)
+
+
+def process_input(
+    job: Job,
+    settings: Settings,
+    threads: int | None = 1,
+    _die_once_marker: str | None = None,
+) -> InputRecord:
+    """The batch task: run one input and write its output atomically; never raises.
+
+    Parameters
+    ----------
+    job : Job
+    settings : Settings
+    threads : int or None
+        Torch threads for this process (1 on dask workers, to avoid oversubscription).
+    _die_once_marker : str, optional
+        TEST-ONLY: see :func:`_maybe_die`.
+
+    Returns
+    -------
+    InputRecord
+        ``done`` with frames and heads, or ``failed`` with a one-line reason.
+    """
+    t0 = time.perf_counter()
+    worker = "serial"
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    try:
+        _limit_threads(threads)
+        _maybe_die(_die_once_marker)
+        detector = get_detector(settings.weights, settings.device)
+        ds = run_input(job, settings, detector)
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(job.output, ds)
+        return InputRecord(
+            job.input,
+            job.output,
+            "done",
+            frames=len(ds["images"]),
+            heads=count_heads(ds),
+            seconds=time.perf_counter() - t0,
+            worker=worker,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported per input, the others go on
+        why = str(exc) if isinstance(exc, SpermInputError) else f"{type(exc).__name__}: {exc}"
+        return InputRecord(
+            job.input,
+            job.output,
+            "failed",
+            seconds=time.perf_counter() - t0,
+            error=one_line(why, 300),
+            worker=worker,
+        )
