@@ -219,3 +219,32 @@ def test_batch_survives_a_worker_dying_mid_task(stacks, client, tmp_path):
     assert [r.status for r in report.records] == ["done"] * 3, report.records
     for rec in report.records:
         assert Path(rec.output).is_file()
+
+
+def test_stream_writes_what_append_dataset_builds(tmp_path):
+    from napari_sperm.batch.stream import CocoStream
+    from napari_sperm.coco import new_dataset
+
+    parts = []
+    for k in range(3):
+        part = new_dataset("part")
+        part["images"] = [{"id": 1, "file_name": "s.tif", "frame": k, "width": 4, "height": 3}]
+        part["annotations"] = [
+            {"id": j + 1, "image_id": 1, "category_id": 2 + j % 2, "bbox": [0, 0, 1, 1]}
+            for j in range(k + 1)
+        ]
+        parts.append(part)
+    header = new_dataset("whole")
+    expected = json.loads(json.dumps(header))
+    stream = CocoStream(tmp_path / "out.json", header)
+    for part in parts:
+        append_dataset(expected, part)
+        stream.add(part)
+    assert stream.n_heads == 4
+    stream.finish()
+    assert json.loads((tmp_path / "out.json").read_text()) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    aborted = CocoStream(tmp_path / "never.json", header)
+    aborted.add(parts[0])
+    aborted.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]

@@ -14,9 +14,9 @@ Chunks
 :func:`~napari_sperm.segmentation.files.segment_files` read a whole stack into memory (``read_image``
 is lazy only above a quarter of the RAM). Here the input is opened lazily (``read_image(path,
 lazy=True)``, one frame per dask chunk) and processed ``chunk_frames`` frames at a time; each
-chunk's COCO images and annotations are appended with running ids and frame indices offset by
-the chunk start, so the output equals theirs while only one chunk of pixels (plus the masks of
-one chunk) is in memory at a time.
+chunk's COCO images and annotations are streamed to scratch files with running ids and frame
+indices offset by the chunk start (:class:`~.stream.CocoStream`), so the output equals theirs
+while only one chunk of pixels, masks and annotations is in memory at a time.
 
 Failures
 --------
@@ -30,18 +30,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..detection.coco_output import ImageRecord, detections_to_coco
 from ..detection.inputs import expand_inputs, frame_stack
-from ..io import atomic_write_json, read_image
+from ..io import read_image
 from ..io.errors import SpermInputError, one_line
 from .jobs import Job, Settings
-from .merge import append_dataset, count_heads
 from .report import InputRecord
+from .stream import CocoStream
 
 __all__ = ["get_detector", "iter_chunks", "process_input", "run_input"]
 
@@ -139,26 +138,23 @@ def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
     )
 
 
-def run_input(job: Job, settings: Settings, detector) -> dict[str, Any]:
-    """Detect (and segment) every frame of one input, chunk by chunk; return the COCO dataset.
+def run_input(job: Job, settings: Settings, detector, stream: CocoStream) -> None:
+    """Detect (and segment) every frame of one input, chunk by chunk, into ``stream``.
 
     Parameters
     ----------
     job : Job
     settings : Settings
     detector : Detector
-
-    Returns
-    -------
-    dict
-        COCO dataset, equal in images and annotations to ``detect_files([job.input], ...)`` or
+    stream : CocoStream
+        Receives each chunk's images and annotations; after :meth:`CocoStream.finish` the file
+        equals, in images and annotations, ``detect_files([job.input], ...)`` or
         ``segment_files([job.input], ..., engine="classic")`` with the same threshold.
     """
     from ..segmentation.coco_output import SegmentedImage, segmentation_to_coco
     from ..segmentation.segment import segment
 
     thr = float(settings.score_threshold)
-    ds = _header(settings, detector, job.key)
     for name in expand_inputs([job.input]):
         for start, frames, is_stack in iter_chunks(name, settings.chunk_frames):
             h, w = frames.shape[1:3]
@@ -177,8 +173,7 @@ def run_input(job: Job, settings: Settings, detector) -> dict[str, Any]:
                 ]
                 part = segmentation_to_coco(items)
                 del results, items
-            append_dataset(ds, part)
-    return ds
+            stream.add(part)
 
 
 def _maybe_die(marker: str | None) -> None:
@@ -234,15 +229,19 @@ def process_input(
         _limit_threads(threads)
         _maybe_die(_die_once_marker)
         detector = get_detector(settings.weights, settings.device)
-        ds = run_input(job, settings, detector)
-        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(job.output, ds)
+        stream = CocoStream(job.output, _header(settings, detector, job.key))
+        try:
+            run_input(job, settings, detector, stream)
+        except BaseException:
+            stream.abort()
+            raise
+        stream.finish()
         return InputRecord(
             job.input,
             job.output,
             "done",
-            frames=len(ds["images"]),
-            heads=count_heads(ds),
+            frames=stream.n_images,
+            heads=stream.n_heads,
             seconds=time.perf_counter() - t0,
             worker=worker,
         )
