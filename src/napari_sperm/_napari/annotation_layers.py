@@ -17,7 +17,7 @@ import pandas as pd
 from ..annotations.labels import labels_from_masks, masks_from_labels
 from ..annotations.model import AnnotatedFrame, AnnotatedStack, Cell
 from ..io import SpermInputError
-from .detection_layer import CLASS_COLOURS
+from .detection_layer import CLASS_COLOURS, box_corners, corners_box
 from .detection_layer import KIND as DETECTIONS_KIND
 from .placement import placement
 from .segment_layers import HEADS_KIND, TAILS_KIND
@@ -39,10 +39,13 @@ def _meta(layer) -> dict:
 
 
 def find_annotation_layers(viewer, image_layer) -> dict[str, Any]:
-    """``{"boxes": Shapes or None, "heads": Labels or None, "tails": Labels or None}`` of an image."""
+    """``{"boxes": Shapes or None, "heads": Labels or None, "tails": Labels or None}`` of an image.
+
+    ``viewer`` may also be any list of layers (the npe2 writer has no viewer).
+    """
     found: dict[str, Any] = {"boxes": None, "heads": None, "tails": None}
     kinds = {DETECTIONS_KIND: "boxes", HEADS_KIND: "heads", TAILS_KIND: "tails"}
-    for layer in viewer.layers:
+    for layer in getattr(viewer, "layers", viewer):
         meta = _meta(layer)
         role = kinds.get(meta.get("kind"))
         if role and meta.get("source") == image_layer.name and found[role] is None:
@@ -77,19 +80,14 @@ def box_rows(boxes_layer, is_stack: bool) -> list[dict[str, Any]]:
     scores, reviewed = column("score", np.nan), column("reviewed", False)
     rows = []
     for k, corners in enumerate(boxes_layer.data):
-        corners = np.asarray(corners, float)
-        frame = int(round(corners[0, 0])) if is_stack and corners.shape[1] >= 3 else 0
-        rc = corners[:, -2:]
-        (r0, c0), (r1, c1) = rc.min(axis=0), rc.max(axis=0)
-        # rectangle edges sit on pixel borders (pixel centre - 0.5), see detection_layer
-        box = (c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0)
+        frame, box = corners_box(corners, is_stack)
         score = scores[k]
         rows.append(
             {
                 "frame": frame,
                 "class": str(classes[k]),
                 "sperm_id": int(ids[k]) if pd.notna(ids[k]) else -1,
-                "box": tuple(float(v) for v in box),
+                "box": box,
                 "score": None if score is None or not np.isfinite(float(score)) else float(score),
                 "reviewed": bool(reviewed[k]) if pd.notna(reviewed[k]) else False,
             }
@@ -239,12 +237,6 @@ def _pixel_size_um(image_layer) -> float | None:
     return None
 
 
-def _corners(box, frame: int | None) -> np.ndarray:
-    x, y, w, h = box
-    c = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
-    return c if frame is None else np.column_stack([np.full(4, frame, float), c])
-
-
 def layer_data_from_stack(
     stack: AnnotatedStack, imported_from: str | None = None
 ) -> list[LayerData]:
@@ -287,7 +279,7 @@ def layer_data_from_stack(
                 box = get(c)
                 if box is None:
                     continue
-                shapes.append(_corners(box, k if stack.is_stack else None))
+                shapes.append(box_corners(box, k if stack.is_stack else None))
                 feats["score"].append(np.nan if c.score is None else float(c.score))
                 feats["class"].append(cls)
                 feats["frame"].append(k)

@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from .annotation_layers import find_annotation_layers, image_frames
+from .detection_layer import box_corners, corners_box
 
 __all__ = ["connect_cell_edits", "remove_cell", "next_sperm_id", "set_reviewed"]
 
@@ -21,17 +22,12 @@ _CONNECTED: weakref.WeakSet = weakref.WeakSet()
 _PENDING: dict[int, set[tuple[int, int]]] = {}
 
 
-def _frame_of(corners, is_stack: bool) -> int:
-    corners = np.asarray(corners, float)
-    return int(round(corners[0, 0])) if is_stack and corners.shape[1] >= 3 else 0
-
-
 def _keys(layer, indices, is_stack: bool) -> set[tuple[int, int]]:
     ids = np.asarray(layer.features["sperm_id"]) if "sperm_id" in layer.features else []
     out = set()
     for i in indices:
         if 0 <= i < len(layer.data) and len(ids) > i and int(ids[i]) > 0:
-            out.add((_frame_of(layer.data[i], is_stack), int(ids[i])))
+            out.add((corners_box(layer.data[i], is_stack)[0], int(ids[i])))
     return out
 
 
@@ -153,10 +149,7 @@ def _mask_box(found, frame, sperm_id, is_stack):
 
 
 def _add_box(boxes, box, frame, cls, sperm_id, reviewed) -> None:
-    x, y, w, h = box
-    corners = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
-    if frame is not None:
-        corners = np.column_stack([np.full(4, frame, float), corners])
+    corners = box_corners(box, frame)
     defaults = boxes.feature_defaults
     boxes.feature_defaults = {
         **{k: defaults[k][0] for k in defaults.columns},
@@ -231,7 +224,7 @@ def _name_new_boxes(viewer, image_layer, layer, is_stack: bool) -> None:
     for n, i in enumerate(new):
         ids[i] = start + n
         if frames is not None:
-            frames[i] = _frame_of(layer.data[i], is_stack)
+            frames[i] = corners_box(layer.data[i], is_stack)[0]
     feats["sperm_id"] = ids
     if frames is not None:
         feats["frame"] = frames

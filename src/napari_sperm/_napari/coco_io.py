@@ -60,7 +60,7 @@ def write_coco(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """
     from napari.layers import Image, Labels, Shapes
 
-    from .annotation_layers import stack_from_layers
+    from .annotation_layers import find_annotation_layers, stack_from_layers
 
     layers = []
     for data, attrs, kind in layer_data:
@@ -72,20 +72,7 @@ def write_coco(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     images = [ly for ly in layers if isinstance(ly, Image)]
     if not images:
         raise SpermInputError("Select an image layer (with its boxes, heads and tails) to export.")
-    stacks = []
-    for img in images:
-        found = {"boxes": None, "heads": None, "tails": None}
-        kinds = {
-            "detections": "boxes",
-            "segmentation-heads": "heads",
-            "segmentation-tails": "tails",
-        }
-        for ly in layers:
-            meta = ly.metadata.get("napari_sperm", {})
-            role = kinds.get(meta.get("kind"))
-            if role and meta.get("source") == img.name and found[role] is None:
-                found[role] = ly
-        stacks.append(stack_from_layers(img, **found))
+    stacks = [stack_from_layers(img, **find_annotation_layers(layers, img)) for img in images]
     p = Path(path)
     if p.suffix.lower() != ".json":
         p = p.with_suffix(".json")

@@ -21,6 +21,7 @@ from .detection_layer import (
     shapes_from_detections,
     stamp,
 )
+from .placement import current_frame
 
 if TYPE_CHECKING:
     import napari
@@ -112,10 +113,7 @@ class DetectWidget(Container):
             return None
         first = 0
         if is_stack and self.frames.value == CURRENT:
-            point = self._viewer.dims.point[-layer.ndim :]
-            first = int(
-                np.clip(round(float(layer.world_to_data(point)[0])), 0, frames.shape[0] - 1)
-            )
+            first = current_frame(self._viewer, layer, frames.shape[0])
             frames = frames[first : first + 1]
         threshold, batch = float(self.score.value), int(self.batch.value)
         weights, device = self._weights_path(), str(self.device.value)

@@ -23,10 +23,33 @@ __all__ = [
     "fingerprint",
     "is_unedited",
     "merge_frames",
+    "box_corners",
+    "corners_box",
 ]
 
 CLASS_COLOURS = {"head": (1.0, 0.25, 0.85, 1.0), "sperm": (1.0, 0.85, 0.2, 1.0)}
 KIND = "detections"
+
+
+def box_corners(box, frame: int | None = None) -> np.ndarray:
+    """Rectangle corners ``(row, col)`` (or ``(frame, row, col)``) of a COCO box ``(x, y, w, h)``.
+
+    Pixel (r, c) covers [r - 0.5, r + 0.5]: a box from pixel x covers x - 0.5 .. x + w - 0.5.
+    """
+    x, y, w, h = box
+    corners = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
+    if frame is not None:
+        corners = np.column_stack([np.full(4, frame, float), corners])
+    return corners
+
+
+def corners_box(corners, is_stack: bool) -> tuple[int, tuple[float, float, float, float]]:
+    """``(frame, (x, y, w, h))`` of a rectangle drawn on a 2-D or a stack layer (inverse of
+    :func:`box_corners`; frame 0 on a 2-D layer)."""
+    corners = np.asarray(corners, float)
+    frame = int(round(corners[0, 0])) if is_stack and corners.shape[1] >= 3 else 0
+    (r0, c0), (r1, c1) = corners[:, -2:].min(axis=0), corners[:, -2:].max(axis=0)
+    return frame, (float(c0 + 0.5), float(r0 + 0.5), float(c1 - c0), float(r1 - r0))
 
 
 def shapes_from_detections(
@@ -39,11 +62,7 @@ def shapes_from_detections(
         for (x, y, w, h), score, cls, sid in zip(
             det.boxes, det.scores, det.classes, det.sperm_ids, strict=True
         ):
-            # Pixel (r, c) covers [r - 0.5, r + 0.5]: a box from pixel x covers x - 0.5 .. x + w - 0.5.
-            corners = np.array([[y, x], [y, x + w], [y + h, x + w], [y + h, x]], float) - 0.5
-            if is_stack:
-                corners = np.column_stack([np.full(4, det.frame, float), corners])
-            shapes.append(corners)
+            shapes.append(box_corners((x, y, w, h), det.frame if is_stack else None))
             feats["score"].append(float(score))
             feats["class"].append(DETECTED_CLASSES.get(int(cls), str(cls)))
             feats["frame"].append(int(det.frame))

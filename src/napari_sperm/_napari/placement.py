@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["placement"]
+import numpy as np
+
+__all__ = ["current_frame", "placement"]
+
+
+def current_frame(viewer, layer, n_frames: int) -> int:
+    """Index of the frame of ``layer`` (frames first) that the viewer's sliders show."""
+    point = viewer.dims.point[-layer.ndim :]
+    return int(np.clip(round(float(layer.world_to_data(point)[0])), 0, n_frames - 1))
 
 
 def placement(source_layer) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from ..annotations.review import cell_rows
 from ..io.errors import SpermInputError
 from .annotation_layers import find_annotation_layers, frame_from_layers, image_frames
 from .cell_edits import connect_cell_edits, remove_cell, set_reviewed
+from .detection_layer import corners_box
+from .placement import current_frame
 
 if TYPE_CHECKING:
     import napari
@@ -94,10 +96,7 @@ class ReviewWidget(Container):
         if layer is None:
             return 0
         n, is_stack = image_frames(layer)
-        if not is_stack:
-            return 0
-        point = self._viewer.dims.point[-layer.ndim :]
-        return int(np.clip(round(float(layer.world_to_data(point)[0])), 0, n - 1))
+        return current_frame(self._viewer, layer, n) if is_stack else 0
 
     def _frame_changed(self, *_):
         if self.image.value is not None and self.current_frame() != self._frame:
@@ -172,8 +171,7 @@ class ReviewWidget(Container):
         ids = np.asarray(boxes.features["sperm_id"]) if "sperm_id" in boxes.features else []
         picked = []
         for i, corners in enumerate(boxes.data):
-            corners = np.asarray(corners, float)
-            f = int(round(corners[0, 0])) if is_stack and corners.shape[1] >= 3 else 0
+            f, _ = corners_box(corners, is_stack)
             if f == k and len(ids) > i and int(ids[i]) == sperm_id:
                 picked.append(i)
         if not picked:

@@ -21,6 +21,8 @@ from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
 from ..segmentation.segment import iter_segment
 from .background import BackgroundRunner
+from .detection_layer import corners_box
+from .placement import current_frame
 from .tails_layers import heads_from_shapes, is_detections_layer
 
 if TYPE_CHECKING:
@@ -125,10 +127,7 @@ class SegmentWidget(Container):
         ]
         first = 0
         if is_stack and self.frames.value == CURRENT:
-            point = self._viewer.dims.point[-layer.ndim :]
-            first = int(
-                np.clip(round(float(layer.world_to_data(point)[0])), 0, frames.shape[0] - 1)
-            )
+            first = current_frame(self._viewer, layer, frames.shape[0])
             frames, dets = frames[first : first + 1], dets[first : first + 1]
         if sum(len(d) for d in dets) == 0:
             raise SpermInputError(
@@ -209,8 +208,7 @@ def _scores_per_frame(layer, n_frames: int, is_stack: bool) -> list[np.ndarray]:
     for corners, cls, score in zip(layer.data, classes, scores, strict=True):
         if cls != "head":
             continue
-        corners = np.asarray(corners, float)
-        frame = int(round(corners[0, 0])) if is_stack and corners.shape[1] == 3 else 0
+        frame, _ = corners_box(corners, is_stack)
         if 0 <= frame < n_frames:
             out[frame].append(float(score))
     return [np.asarray(s, float) for s in out]

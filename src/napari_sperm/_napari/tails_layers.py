@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Labels, Shapes
 
+from .detection_layer import corners_box
 from .placement import placement
 
 __all__ = [
@@ -115,17 +116,9 @@ def heads_from_shapes(layer, n_frames: int, is_stack: bool) -> list[tuple[np.nda
     for corners, cls, sid in zip(layer.data, classes, ids, strict=True):
         if cls != "head":
             continue
-        corners = np.asarray(corners, float)
-        if is_stack and corners.shape[1] == 3:
-            frame = int(round(corners[0, 0]))
-            corners = corners[:, 1:]
-        else:
-            frame = 0
-            corners = corners[:, -2:]
+        frame, box = corners_box(corners, is_stack)
         if not 0 <= frame < n_frames:
             continue
-        (r0, c0), (r1, c1) = corners.min(axis=0), corners.max(axis=0)
-        # rectangle edges sit on pixel borders (pixel centre - 0.5), see detection_layer
-        out[frame][0].append([c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0])
+        out[frame][0].append(list(box))
         out[frame][1].append(int(sid))
     return [(np.asarray(b, float).reshape(-1, 4), np.asarray(i, int)) for b, i in out]

@@ -56,7 +56,6 @@ class WorkflowWidget(Container):
         self.image.changed.connect(self._image_changed)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
-        viewer.dims.events.current_step.connect(lambda *_: self.update_counts())
         self._image_changed()
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
