@@ -23,6 +23,7 @@ __all__ = [
     "CATEGORY_IDS",
     "encode_mask",
     "decode_mask",
+    "mask_fields",
     "mask_annotation",
     "new_dataset",
 ]
@@ -66,6 +67,20 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def mask_fields(mask: np.ndarray) -> dict[str, Any]:
+    """``segmentation`` (compressed RLE), ``area`` and ``bbox`` of a full-frame mask, computed the
+    way pycocotools computes them."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {
+        "segmentation": {
+            "size": [int(rle["size"][0]), int(rle["size"][1])],
+            "counts": rle["counts"].decode("ascii"),
+        },
+        "area": float(mask_utils.area(rle)),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+    }
+
+
 def mask_annotation(
     mask: np.ndarray,
     ann_id: int,
@@ -91,18 +106,14 @@ def mask_annotation(
     -------
     dict
     """
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    bbox = [float(v) for v in mask_utils.toBbox(rle)]
+    fields = mask_fields(mask)
     ann: dict[str, Any] = {
         "id": int(ann_id),
         "image_id": int(image_id),
         "category_id": CATEGORY_IDS[category],
-        "segmentation": {
-            "size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": rle["counts"].decode("ascii"),
-        },
-        "area": float(mask_utils.area(rle)),
-        "bbox": bbox,
+        "segmentation": fields["segmentation"],
+        "area": fields["area"],
+        "bbox": fields["bbox"],
         "iscrowd": 0,
         "attributes": dict(attributes or {}),
     }

@@ -30,7 +30,7 @@ import tifffile
 from pycocotools import mask as mask_utils
 
 from .. import __version__
-from ..coco import CATEGORY_IDS, new_dataset
+from ..coco import CATEGORY_IDS, mask_fields, new_dataset
 from ..io import SpermInputError, atomic_write, atomic_write_json
 from .model import AnnotatedFrame, AnnotatedStack, Box, Cell, union_mask
 
@@ -113,18 +113,6 @@ def _round_box(box: Box) -> list[float]:
     return [round(float(v), 3) for v in box]
 
 
-def _mask_fields(mask: np.ndarray) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {
-        "segmentation": {
-            "size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": rle["counts"].decode("ascii"),
-        },
-        "area": float(mask_utils.area(rle)),
-        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-    }
-
-
 def _box_fields(box: Box, shape: tuple[int, int]) -> dict[str, Any]:
     bbox = _round_box(box)
     poly = _rect_polygon(tuple(bbox))
@@ -138,15 +126,15 @@ def cell_annotations(cell: Cell, shape: tuple[int, int]) -> list[tuple[str, dict
     head_mask = cell.head is not None and cell.head.area > 0
     tail_mask = cell.tail is not None and cell.tail.area > 0
     if cell.has_masks and (cell.sperm_box is not None or cell.has_head):
-        out.append(("sperm", {**_mask_fields(union_mask(cell, shape)), "box_only": False}))
+        out.append(("sperm", {**mask_fields(union_mask(cell, shape)), "box_only": False}))
     elif cell.sperm_box is not None:
         out.append(("sperm", {**_box_fields(cell.sperm_box, shape), "box_only": True}))
     if head_mask:
-        out.append(("head", {**_mask_fields(cell.head.to_full(shape)), "box_only": False}))
+        out.append(("head", {**mask_fields(cell.head.to_full(shape)), "box_only": False}))
     elif cell.head_box is not None:
         out.append(("head", {**_box_fields(cell.head_box, shape), "box_only": True}))
     if tail_mask:
-        out.append(("tail", {**_mask_fields(cell.tail.to_full(shape)), "box_only": False}))
+        out.append(("tail", {**mask_fields(cell.tail.to_full(shape)), "box_only": False}))
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..synthetic.raster import CropMask
+from ..synthetic.raster import CropMask, union_full
 
 __all__ = ["Box", "Cell", "AnnotatedFrame", "AnnotatedStack", "union_mask"]
 
@@ -68,11 +68,7 @@ class Cell:
 
 def union_mask(cell: Cell, shape: tuple[int, int]) -> np.ndarray:
     """Head plus tail as one full-frame boolean mask (the ``sperm`` category's mask)."""
-    out = np.zeros(shape, bool)
-    for part in (cell.head, cell.tail):
-        if part is not None and part.area:
-            part.paste(out)
-    return out
+    return union_full((cell.head, cell.tail), shape)
 
 
 @dataclass

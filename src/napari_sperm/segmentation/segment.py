@@ -18,7 +18,7 @@ import numpy as np
 from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
 from ..progress import drain
-from ..synthetic.raster import CropMask
+from ..synthetic.raster import CropMask, union_full
 from ..tails import Con2DisParams, TailClustering, cluster_tails
 from ..tails.stack import heads_from_boxes
 from .head_mask import head_masks
@@ -83,11 +83,7 @@ class SpermRecord:
 
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
         """The whole cell (head plus tail) as a full-frame boolean mask."""
-        out = np.zeros(shape, bool)
-        for part in (self.head, self.tail):
-            if part is not None:
-                part.paste(out)
-        return out
+        return union_full((self.head, self.tail), shape)
 
 
 @dataclass

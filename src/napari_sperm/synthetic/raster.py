@@ -16,7 +16,15 @@ from scipy import ndimage as ndi
 
 from .geometry import Pose, SpermShape, centreline, head_axis
 
-__all__ = ["CropMask", "Crop", "draw_head", "draw_tail", "draw_disc_blob", "draw_polygon_blob"]
+__all__ = [
+    "CropMask",
+    "Crop",
+    "union_full",
+    "draw_head",
+    "draw_tail",
+    "draw_disc_blob",
+    "draw_polygon_blob",
+]
 
 
 @dataclass
@@ -78,6 +86,15 @@ class CropMask:
     @classmethod
     def empty(cls) -> CropMask:
         return cls((0, 0), np.zeros((0, 0), dtype=bool))
+
+
+def union_full(parts, shape: tuple[int, int]) -> np.ndarray:
+    """The union of crop masks (``None`` entries skipped) as one full-frame boolean mask."""
+    out = np.zeros(shape, dtype=bool)
+    for part in parts:
+        if part is not None:
+            part.paste(out)
+    return out
 
 
 @dataclass
