@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["append_dataset", "count_heads"]
+__all__ = ["append_dataset", "count_heads", "renumbered"]
+
+
+def renumbered(
+    src: dict[str, Any], image_base: int, ann_base: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``src``'s images and annotations with ids continuing after ``image_base`` / ``ann_base``.
+
+    Each annotation's ``image_id`` follows its image; every other field is kept.
+    """
+    new_ids: dict[Any, int] = {}
+    images = []
+    for k, im in enumerate(src.get("images", []), start=1):
+        new_ids[im["id"]] = image_base + k
+        images.append({**im, "id": image_base + k})
+    anns = [
+        {**ann, "id": ann_base + k, "image_id": new_ids[ann["image_id"]]}
+        for k, ann in enumerate(src.get("annotations", []), start=1)
+    ]
+    return images, anns
 
 
 def append_dataset(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
@@ -27,14 +46,9 @@ def append_dataset(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
     dict
         ``dst``.
     """
-    image_base = len(dst["images"])
-    ann_base = len(dst["annotations"])
-    new_ids: dict[Any, int] = {}
-    for k, im in enumerate(src.get("images", []), start=1):
-        new_ids[im["id"]] = image_base + k
-        dst["images"].append({**im, "id": image_base + k})
-    for k, ann in enumerate(src.get("annotations", []), start=1):
-        dst["annotations"].append({**ann, "id": ann_base + k, "image_id": new_ids[ann["image_id"]]})
+    images, anns = renumbered(src, len(dst["images"]), len(dst["annotations"]))
+    dst["images"].extend(images)
+    dst["annotations"].extend(anns)
     return dst
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write
+from .merge import count_heads, renumbered
 
 __all__ = ["CocoStream"]
 
@@ -45,18 +46,14 @@ class CocoStream:
 
     def add(self, part: dict[str, Any]) -> None:
         """Append ``part``'s images and annotations with ids continuing from the previous parts."""
-        new_ids: dict[Any, int] = {}
-        out = self._files["images"]
-        for im in part.get("images", []):
-            self.n_images += 1
-            new_ids[im["id"]] = self.n_images
-            out.write(json.dumps({**im, "id": self.n_images}, ensure_ascii=False) + "\n")
-        out = self._files["annotations"]
-        for ann in part.get("annotations", []):
-            self.n_annotations += 1
-            self.n_heads += ann.get("category_id") == 2
-            entry = {**ann, "id": self.n_annotations, "image_id": new_ids[ann["image_id"]]}
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        images, anns = renumbered(part, self.n_images, self.n_annotations)
+        for key, entries in (("images", images), ("annotations", anns)):
+            out = self._files[key]
+            for entry in entries:
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.n_images += len(images)
+        self.n_annotations += len(anns)
+        self.n_heads += count_heads({"annotations": anns})
 
     def finish(self) -> Path:
         """Write the final JSON (atomically) and remove the scratch files."""

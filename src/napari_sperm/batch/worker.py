@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detection.coco_output import ImageRecord, detections_to_coco
+from ..detection.coco_output import detections_to_coco
 from ..detection.inputs import expand_inputs, frame_stack
 from ..io import read_image
 from ..io.errors import SpermInputError, one_line
@@ -151,28 +151,28 @@ def run_input(job: Job, settings: Settings, detector, stream: CocoStream) -> Non
         equals, in images and annotations, ``detect_files([job.input], ...)`` or
         ``segment_files([job.input], ..., engine="classic")`` with the same threshold.
     """
-    from ..segmentation.coco_output import SegmentedImage, segmentation_to_coco
-    from ..segmentation.segment import segment
+    from ..detection.files import detection_records
+    from ..segmentation.coco_output import segmentation_to_coco
+    from ..segmentation.files import segmented_images
 
-    thr = float(settings.score_threshold)
+    thr, batch = float(settings.score_threshold), settings.batch_size
     for name in expand_inputs([job.input]):
         for start, frames, is_stack in iter_chunks(name, settings.chunk_frames):
-            h, w = frames.shape[1:3]
-            dets = detector.detect(frames, thr, settings.batch_size)
             if settings.step == "detect":
-                recs = [
-                    ImageRecord(str(name), int(w), int(h), start + d.frame if is_stack else None, d)
-                    for d in dets
-                ]
+                recs = detection_records(name, frames, is_stack, detector, thr, batch, start)
                 part = detections_to_coco(recs)
             else:
-                results = segment(frames, dets, engine="classic", score_threshold=thr)
-                items = [
-                    SegmentedImage(str(name), start + f if is_stack else None, res)
-                    for f, res in enumerate(results)
-                ]
+                items = segmented_images(
+                    name,
+                    frames,
+                    is_stack,
+                    detector,
+                    score_threshold=thr,
+                    batch_size=batch,
+                    first=start,
+                )
                 part = segmentation_to_coco(items)
-                del results, items
+                del items
             stream.add(part)
 
 

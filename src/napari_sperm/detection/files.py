@@ -10,7 +10,30 @@ from ..io import read_image
 from .coco_output import ImageRecord, detections_to_coco
 from .inputs import expand_inputs, frame_stack
 
-__all__ = ["detect_files"]
+__all__ = ["detect_files", "detection_records"]
+
+
+def detection_records(
+    name: str,
+    frames,
+    is_stack: bool,
+    detector,
+    score_threshold: float,
+    batch_size: int,
+    first: int = 0,
+) -> list[ImageRecord]:
+    """Detect on ``frames`` (frames ``first``, ``first + 1``, ... of the input ``name``).
+
+    Returns
+    -------
+    list of ImageRecord
+        One per frame; ``frame`` is the index in the input (None for a single image).
+    """
+    h, w = frames.shape[1:3]
+    return [
+        ImageRecord(str(name), int(w), int(h), first + det.frame if is_stack else None, det)
+        for det in detector.detect(frames, score_threshold, batch_size)
+    ]
 
 
 def detect_files(
@@ -47,13 +70,9 @@ def detect_files(
     for k, name in enumerate(files, start=1):
         img = read_image(name)
         frames, is_stack = frame_stack(img.data, img.rgb)
-        h, w = frames.shape[1:3]
-        found = 0
-        for det in detector.detect(frames, score_threshold, batch_size):
-            records.append(
-                ImageRecord(str(name), int(w), int(h), det.frame if is_stack else None, det)
-            )
-            found += int((det.classes == 2).sum())
+        recs = detection_records(name, frames, is_stack, detector, score_threshold, batch_size)
+        records.extend(recs)
+        found = sum(int((r.detections.classes == 2).sum()) for r in recs)
         if log is not None:
             log(f"[detect] {k}/{len(files)} {name}: {len(frames)} frame(s), {found} heads")
     return detections_to_coco(

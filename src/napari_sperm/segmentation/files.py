@@ -11,7 +11,34 @@ from ..io import read_image
 from .coco_output import SegmentedImage, segmentation_to_coco
 from .segment import segment
 
-__all__ = ["segment_files"]
+__all__ = ["segment_files", "segmented_images"]
+
+
+def segmented_images(
+    name: str,
+    frames,
+    is_stack: bool,
+    detector,
+    *,
+    engine: str = "classic",
+    sam=None,
+    score_threshold: float = 0.3,
+    batch_size: int = 4,
+    first: int = 0,
+) -> list[SegmentedImage]:
+    """Detect and segment ``frames`` (frames ``first``, ``first + 1``, ... of the input ``name``).
+
+    Returns
+    -------
+    list of SegmentedImage
+        One per frame; ``frame`` is the index in the input (None for a single image).
+    """
+    dets = detector.detect(frames, score_threshold, batch_size)
+    results = segment(frames, dets, engine=engine, sam=sam, score_threshold=score_threshold)
+    return [
+        SegmentedImage(str(name), first + f if is_stack else None, res)
+        for f, res in enumerate(results)
+    ]
 
 
 def segment_files(
@@ -54,10 +81,18 @@ def segment_files(
     for k, name in enumerate(files, start=1):
         img = read_image(name)
         frames, is_stack = frame_stack(img.data, img.rgb)
-        dets = detector.detect(frames, score_threshold, batch_size)
-        results = segment(frames, dets, engine=engine, sam=sam, score_threshold=score_threshold)
-        for f, res in enumerate(results):
-            items.append(SegmentedImage(str(name), f if is_stack else None, res))
+        found = segmented_images(
+            name,
+            frames,
+            is_stack,
+            detector,
+            engine=engine,
+            sam=sam,
+            score_threshold=score_threshold,
+            batch_size=batch_size,
+        )
+        items.extend(found)
+        results = [item.result for item in found]
         cells = sum(1 for r in results for s in r.sperm if s.head is not None)
         paired = sum(1 for r in results for s in r.sperm if s.paired)
         if log is not None:
