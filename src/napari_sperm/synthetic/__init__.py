@@ -21,10 +21,11 @@ from .field import (
     make_field,
     make_stack,
 )
-from .modalities import MODALITIES, Modality, get_modality, modality_names
+from .modalities import HELD_OUT_MODALITIES, MODALITIES, Modality, get_modality, modality_names
 from .raster import CropMask
 
 __all__ = [
+    "HELD_OUT_MODALITIES",
     "MODALITIES",
     "CropMask",
     "Modality",

@@ -114,7 +114,7 @@ def expose(
     """
     bg = np.asarray(m.background, np.float32)
     img = np.exp(-canvas.od) * bg  # (H, W, C)
-    if m.halo_strength > 0 and m.halo_sigma > 0:
+    if m.halo_strength != 0 and m.halo_sigma > 0:  # < 0: negative phase contrast
         p = canvas.phase
         halo = 1.0 + m.halo_strength * (ndi.gaussian_filter(p, m.halo_sigma) - p)
         img *= np.clip(halo, 0.05, None)[..., None]
