@@ -9,6 +9,9 @@ when their box centres are closer than ``radius_fraction`` times the object's si
 Images of the two files are matched by ``file_name`` (and ``frame`` for stack frames): by the
 resolved path when both files exist on disk (the ground truth's names are relative to its JSON file,
 the predictions' as given on the command line), else by the bare file name.
+
+Masks (COCO segm AP, matched-instance IoU) and the per-image table are scored by
+:mod:`napari_sperm.evaluation_segm`.
 """
 
 from __future__ import annotations
@@ -164,6 +167,8 @@ def _coco_scores(
         ev = COCOeval(gt_coco, dt, "bbox")
         ev.params.catIds = [cat]
         ev.params.maxDets = list(max_dets)
+        # Only area range "all" is read below; the small/medium/large ranges would triple the time.
+        ev.params.areaRng, ev.params.areaRngLbl = [ev.params.areaRng[0]], ["all"]
         ev.evaluate()
         ev.accumulate()
     # Read the accumulated arrays (area range "all", the largest maxDets): summarize() hard-codes
@@ -328,7 +333,11 @@ def evaluate_detections(
 
 
 def format_report(result: dict[str, Any]) -> str:
-    """A plain-text table of :func:`evaluate_detections` numbers."""
+    """A plain-text table of :func:`evaluate_detections` numbers.
+
+    When ``result`` has a ``"segm"`` entry (the output of
+    :func:`napari_sperm.evaluation_segm.evaluate_segmentation`), its section follows the box table.
+    """
     cats = result["categories"]
     ar_key = next((k for k in next(iter(cats.values()), {}) if k.startswith("AR@")), "AR@100")
     lines = [
@@ -346,4 +355,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"{name:10s} {s['AP50']:6.3f} {s['AP']:6.3f} {s[ar_key]:7.3f} {s['n_gt']:6d} {s['n_pred']:7d}   "
             f"{s['centre_precision']:.3f} / {s['centre_recall']:.3f} / {s['centre_f1']:.3f}"
         )
+    if result.get("segm") is not None:
+        from .evaluation_segm import format_segm_report
+
+        lines += ["", format_segm_report(result["segm"])]
     return "\n".join(lines)
