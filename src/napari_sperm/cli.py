@@ -669,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_export)
 
+    from .convert.cli import add_convert_parser
+
+    add_convert_parser(sub)
+
     p = sub.add_parser(
         "tails",
         help="split merged or crossing tails and pair them with heads (Con2Dis)",
