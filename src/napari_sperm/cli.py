@@ -711,6 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="TIFF/OME-TIFF/PNG/JPEG file or folder of frames"
     )
     p.set_defaults(func=_cmd_info)
+
+    from .training.cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

@@ -21,7 +21,15 @@ from .datacache import MODALITY_LEVELS
 from .model import STRIDE, SpermNet
 from .targets import make_targets
 
-__all__ = ["focal_loss", "sample_batch", "train_model"]
+__all__ = [
+    "augmented_crop",
+    "collate",
+    "focal_loss",
+    "pick_level",
+    "reg_loss",
+    "sample_batch",
+    "train_model",
+]
 
 CUT_CELL_WEIGHT = 0.3
 
@@ -67,12 +75,14 @@ def _crop(
         | (b[:, 5] + b[:, 7] > size + 0.5)
     )
     weight = np.where(cut, CUT_CELL_WEIGHT, 1.0)
+    if b.shape[1] > 9:  # datasets without a whole-cell box for some heads (weight 0)
+        weight = weight * b[:, 9]
     if clip_cells:  # stage-1 recipe: whole-cell box clipped to the crop, full weight
         qx0, qy0 = np.maximum(b[:, 4], 0), np.maximum(b[:, 5], 0)
         qx1 = np.minimum(b[:, 4] + b[:, 6], size)
         qy1 = np.minimum(b[:, 5] + b[:, 7], size)
         b[:, 4], b[:, 5], b[:, 6], b[:, 7] = qx0, qy0, qx1 - qx0, qy1 - qy0
-        weight = np.ones(len(b))
+        weight = np.ones(len(b)) if b.shape[1] <= 9 else b[:, 9].astype(np.float64)
     ok = (hx1 - hx0 >= 1.5) & (hy1 - hy0 >= 1.5)
     out = np.stack(
         [hx0, hy0, hx1 - hx0, hy1 - hy0, b[:, 4], b[:, 5], b[:, 6], b[:, 7], b[:, 8], weight], 1
@@ -112,24 +122,26 @@ def _photometric(t: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return t
 
 
-def sample_batch(
-    cache: dict[str, list[dict]],
-    batch: int,
-    size: int,
-    rng: np.random.Generator,
-    clip_cells: bool = False,
-):
-    mods = sorted(cache)
+def pick_level(weights: dict[int, float], rng: np.random.Generator) -> int:
+    """Draw a pyramid level from ``{level: weight}``."""
+    lv = list(weights)
+    p = np.asarray([weights[k] for k in lv], np.float64)
+    return int(lv[int(rng.choice(len(lv), p=p / p.sum()))])
+
+
+def augmented_crop(
+    rec: dict, level: int, size: int, rng: np.random.Generator, clip_cells: bool = False
+) -> tuple[torch.Tensor, np.ndarray]:
+    """A random crop of ``rec`` at ``level``: scale jitter, dihedral flips, photometric jitter."""
+    t, b = _crop(rec, level, size, rng, clip_cells)
+    t, b = _dihedral(t, b, rng)
+    return _photometric(t, rng), b
+
+
+def collate(samples: list[tuple[torch.Tensor, np.ndarray]], size: int):
+    """Stack crops and build their targets: ``(x, heat, ind, reg, mask, weight)`` tensors."""
     imgs, heats, inds, regs, masks, wts = [], [], [], [], [], []
-    for _ in range(batch):
-        mod = mods[int(rng.integers(len(mods)))]
-        rec = cache[mod][int(rng.integers(len(cache[mod])))]
-        lv = list(MODALITY_LEVELS[mod])
-        p = np.asarray([MODALITY_LEVELS[mod][k] for k in lv])
-        level = int(lv[int(rng.choice(len(lv), p=p / p.sum()))])
-        t, b = _crop(rec, level, size, rng, clip_cells)
-        t, b = _dihedral(t, b, rng)
-        t = _photometric(t, rng)
+    for t, b in samples:
         tg = make_targets(b, (size // STRIDE, size // STRIDE))
         imgs.append(t)
         heats.append(torch.from_numpy(tg["heat"]))
@@ -145,6 +157,24 @@ def sample_batch(
         torch.stack(masks),
         torch.stack(wts),
     )
+
+
+def sample_batch(
+    cache: dict[str, list[dict]],
+    batch: int,
+    size: int,
+    rng: np.random.Generator,
+    clip_cells: bool = False,
+):
+    """A training batch for the default recipe: modality, field and level drawn at random."""
+    mods = sorted(cache)
+    samples = []
+    for _ in range(batch):
+        mod = mods[int(rng.integers(len(mods)))]
+        rec = cache[mod][int(rng.integers(len(cache[mod])))]
+        level = pick_level(MODALITY_LEVELS[mod], rng)
+        samples.append(augmented_crop(rec, level, size, rng, clip_cells))
+    return collate(samples, size)
 
 
 def focal_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
