@@ -42,7 +42,7 @@ class ScriptedDetector:
 
 def _widget(viewer, detector):
     _, widget = viewer.window.add_plugin_dock_widget("napari-sperm", "Detect sperm")
-    widget._detectors[("", "auto")] = detector
+    widget._detectors[("", "auto", 0)] = detector
     return widget
 
 

@@ -103,11 +103,12 @@ class BackgroundRunner(Container):
             self.status.value = "cancelling ..."
             self.worker.quit()
 
-    def _on_progress(self, value: tuple[int, int]) -> None:
-        done, total = value
+    def _on_progress(self, value: tuple) -> None:
+        """``(done, total)``, or ``(done, total, status text)`` for jobs that say more."""
+        done, total = value[0], value[1]
         self.progress.max = max(int(total), 1)
         self.progress.value = int(done)
-        self.status.value = f"{done}/{total}"
+        self.status.value = str(value[2]) if len(value) > 2 else f"{done}/{total}"
 
     def _on_returned(self, on_done: Callable, result: Any) -> None:
         if isinstance(result, _Failed):

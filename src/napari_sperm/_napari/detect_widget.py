@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,10 @@ from .placement import current_frame
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["DetectWidget"]
+__all__ = ["DETECT_WIDGETS", "DetectWidget"]
+
+DETECT_WIDGETS: weakref.WeakSet = weakref.WeakSet()
+"""Every live Detect widget (the Train widget points them at the weights it writes)."""
 
 CURRENT, ALL = "current frame", "all frames"
 
@@ -76,10 +81,11 @@ class DetectWidget(Container):
                 self.runner,
             ]
         )
-        self._detectors: dict[tuple[str, str], Any] = {}
+        self._detectors: dict[tuple[str, str, int], Any] = {}
         viewer.layers.events.inserted.connect(self.reset_choices)
         viewer.layers.events.removed.connect(self.reset_choices)
         viewer.layers.events.changed.connect(self.reset_choices)
+        DETECT_WIDGETS.add(self)
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
@@ -89,7 +95,9 @@ class DetectWidget(Container):
         return None if value in ("", ".") else value
 
     def _detector(self, weights: str | None, device: str):
-        key = (weights or "", device)
+        # the file's time stamp too: retraining into the same file must not reuse the old model
+        stamp = os.stat(weights).st_mtime_ns if weights and os.path.isfile(weights) else 0
+        key = (weights or "", device, stamp)
         if key not in self._detectors:
             from ..detection.detector import load_detector
 

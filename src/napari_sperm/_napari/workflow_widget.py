@@ -1,4 +1,4 @@
-"""Dock widget *Sperm workflow*: detect, segment, review, export in one panel.
+"""Dock widget *Sperm workflow*: detect, segment, review, export and retrain in one panel.
 
 One image is chosen at the top and preselected in every step; a line under it counts the sperm of the
 current frame and of the whole stack (paired, reviewed). Each step is the same widget that is also
@@ -19,6 +19,7 @@ from .detect_widget import DetectWidget
 from .export_widget import ExportWidget
 from .review_widget import ReviewWidget
 from .segment_widget import SegmentWidget
+from .train_widget import TrainWidget
 
 if TYPE_CHECKING:
     import napari
@@ -31,6 +32,7 @@ STEPS = [
     "2 · Segment heads && tails",
     "3 · Review && correct",
     "4 · Export COCO",
+    "5 · Retrain detector",
 ]
 
 
@@ -47,9 +49,10 @@ class WorkflowWidget(Container):
         self.segment = SegmentWidget(viewer)
         self.review = ReviewWidget(viewer)
         self.export = ExportWidget(viewer)
+        self.train = TrainWidget(viewer)
         super().__init__(widgets=[self.image, self.counts])
         self.steps = QToolBox()
-        for title, step in zip(STEPS, (self.detect, self.segment, self.review, self.export)):
+        for title, step in zip(STEPS, self._steps()):
             self.steps.addItem(step.native, title)
         self.native.layout().addWidget(self.steps)
         self.review.listeners.append(self.update_counts)
@@ -58,18 +61,21 @@ class WorkflowWidget(Container):
         viewer.layers.events.removed.connect(self._layers_changed)
         self._image_changed()
 
+    def _steps(self) -> tuple:
+        return (self.detect, self.segment, self.review, self.export, self.train)
+
     def _image_choices(self, _widget=None) -> list[tuple[str, Image]]:
         return [(ly.name, ly) for ly in self._viewer.layers if isinstance(ly, Image)]
 
     def _layers_changed(self, event=None) -> None:
         self.image.reset_choices()
-        for step in (self.detect, self.segment, self.review, self.export):
+        for step in self._steps():
             step.reset_choices()
         self._image_changed()
 
     def _image_changed(self, *_) -> None:
         layer = self.image.value
-        for step in (self.detect, self.segment, self.review, self.export):
+        for step in self._steps():
             step.image.reset_choices()
             if layer is not None and layer in step.image.choices:
                 step.image.value = layer
