@@ -57,7 +57,7 @@ class TrainWidget(Container):
             value="default",
             tooltip="default: fine-tune the shipped weights; scratch: random weights",
         )
-        self.epochs = SpinBox(label="epochs (at most)", value=30, min=1, max=1000)
+        self.epochs = SpinBox(label="epochs (at most)", value=50, min=1, max=1000)
         self.device = ComboBox(label="device", choices=available_devices(), value="auto")
         self.runner = BackgroundRunner("Train detector", self._job)
         self.result_label = Label(value="")

@@ -85,7 +85,12 @@ def add_train_parser(sub) -> None:
         "checkpoint OUT.pt.resume that --resume continues from. The default weights are never "
         "changed.",
     )
-    p.add_argument("train", metavar="TRAIN.json", help="COCO training set")
+    p.add_argument(
+        "train",
+        nargs="+",
+        metavar="TRAIN.json",
+        help="COCO training set(s); several are pooled (add older data so the model keeps it)",
+    )
     p.add_argument("--val", default=None, metavar="VAL.json", help="COCO validation set")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="weights to write")
     p.add_argument(
@@ -95,22 +100,25 @@ def add_train_parser(sub) -> None:
         help="start from the shipped weights, from random weights, or from a weights file "
         "(default: %(default)s)",
     )
-    p.add_argument("--epochs", type=int, default=30, metavar="N", help="most epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=50, metavar="N", help="most epochs (default 50)")
     p.add_argument(
         "--steps-per-epoch",
         type=int,
         default=None,
         metavar="S",
-        help="optimiser steps per epoch (default: about 4 crops per training image, 10..200)",
+        help="optimiser steps per epoch (default: about 8 crops per training image, 10..60)",
     )
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="crops per step (8)")
     p.add_argument(
-        "--lr", type=float, default=None, help="peak learning rate (default 1e-3; 3e-3 scratch)"
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default 2e-3; 3e-3 from scratch)",
     )
     p.add_argument(
         "--patience",
         type=int,
-        default=6,
+        default=15,
         metavar="P",
         help="stop after P epochs without a better validation AP50 (default: %(default)s)",
     )

@@ -106,6 +106,24 @@ class TrainingSet:
     def n_cells(self) -> int:
         return int(sum(int((im.boxes[:, 9] > 0).sum()) for im in self.images))
 
+    @classmethod
+    def combine(cls, sets: list[TrainingSet]) -> TrainingSet:
+        """One set holding the images of several (e.g. new annotations plus older data)."""
+        if len(sets) == 1:
+            return sets[0]
+        skipped: dict[str, int] = {}
+        for ts in sets:
+            for k, v in ts.skipped.items():
+                skipped[k] = skipped.get(k, 0) + v
+        return cls(
+            [im for ts in sets for im in ts.images],
+            " + ".join(ts.source for ts in sets),
+            any(ts.has_cells for ts in sets),
+            {ts.source: ts.category_map for ts in sets},
+            "+".join(ts.fingerprint for ts in sets),
+            skipped,
+        )
+
     def subset(self, indices: list[int]) -> TrainingSet:
         """The same set restricted to ``images[i]`` for ``i`` in ``indices``."""
         return TrainingSet(

@@ -62,14 +62,14 @@ class TrainSettings:
     epochs : int
         Most epochs to run (early stopping may end sooner).
     steps_per_epoch : int or None
-        Optimiser steps per epoch; None: about four crops per training image per epoch, at least 10
-        and at most 200 steps.
+        Optimiser steps per epoch; None: about eight crops per training image per epoch, at least 10
+        and at most 60 steps.
     batch_size : int
         Crops per step.
     crop : int
         Crop size in pixels at the network's input.
     lr : float or None
-        Peak learning rate; None: 1e-3 when fine-tuning, 3e-3 from scratch.
+        Peak learning rate; None: 2e-3 when fine-tuning, 3e-3 from scratch.
     patience : int
         Stop after this many epochs without a better validation head AP50.
     val_fraction : float
@@ -87,12 +87,12 @@ class TrainSettings:
     """
 
     init: str = "default"
-    epochs: int = 30
+    epochs: int = 50
     steps_per_epoch: int | None = None
     batch_size: int = 8
     crop: int = 256
     lr: float | None = None
-    patience: int = 6
+    patience: int = 15
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
@@ -103,12 +103,12 @@ class TrainSettings:
     def learning_rate(self) -> float:
         if self.lr is not None:
             return float(self.lr)
-        return 3e-3 if self.init == "scratch" else 1e-3
+        return 3e-3 if self.init == "scratch" else 2e-3
 
     def steps(self, n_images: int) -> int:
         if self.steps_per_epoch:
             return int(self.steps_per_epoch)
-        return int(min(200, max(10, math.ceil(4 * n_images / self.batch_size))))
+        return int(min(60, max(10, math.ceil(8 * n_images / self.batch_size))))
 
     def check(self) -> None:
         problems = []

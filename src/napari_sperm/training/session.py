@@ -4,11 +4,11 @@ and the Train detector widget both run)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from ..io.errors import SpermInputError
-from .dataset import load_training_set, split_by_image
+from .dataset import TrainingSet, load_training_set, split_by_image
 from .loop import TrainResult, TrainSettings, iter_train, resume_path
 
 __all__ = ["check_output", "iter_train_from_coco"]
@@ -46,7 +46,7 @@ def check_output(out: str | os.PathLike, force: bool = False, resume: bool = Fal
 
 
 def iter_train_from_coco(
-    train_json: str | os.PathLike,
+    train_json: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     val_json: str | os.PathLike | None = None,
     settings: TrainSettings | None = None,
@@ -55,6 +55,9 @@ def iter_train_from_coco(
     resume: bool = False,
 ) -> Generator[tuple[int, int, str], None, TrainResult]:
     """Load ``train_json`` (and ``val_json``), then :func:`~.loop.iter_train`.
+
+    ``train_json`` may be several files: their images are pooled (e.g. new annotations plus the
+    data an earlier model was trained on, so it does not forget it).
 
     Without ``val_json`` a share of the training images (``settings.val_fraction``, by image,
     seeded by ``settings.seed``) is held out for validation and the split is recorded in the
@@ -73,12 +76,20 @@ def iter_train_from_coco(
     s.check()
     status = "reading training images"
     progress: list[tuple[int, int]] = []
-    train_set = load_training_set(
-        train_json,
-        category_map,
-        ignore_unknown,
-        keep_pixels=val_json is None,
-        progress=lambda d, t: progress.append((d, t)),
+    files = [train_json] if isinstance(train_json, (str, os.PathLike)) else list(train_json)
+    if not files:
+        raise SpermInputError("Cannot train: no training file given.")
+    train_set = TrainingSet.combine(
+        [
+            load_training_set(
+                f,
+                category_map,
+                ignore_unknown,
+                keep_pixels=val_json is None,
+                progress=lambda d, t: progress.append((d, t)),
+            )
+            for f in files
+        ]
     )
     yield 0, 1, f"{status}: {len(train_set.images)} images, {train_set.n_heads} heads"
     if val_json is not None:
