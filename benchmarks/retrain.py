@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         gen = iter_train_from_coco(files, weights, settings=settings)
         while True:
             try:
-                _done, _total, text = next(gen)
+                _done, _total, text, kind = next(gen)
             except StopIteration as stop:
                 result = stop.value
                 break
-            if "validation" in text or "reading" in text:
+            if kind != "step":
                 print(f"[{name} {time.perf_counter() - t1:6.0f} s] {text}", flush=True)
         seconds = time.perf_counter() - t1
         rep = result.summary

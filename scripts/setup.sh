@@ -4,6 +4,8 @@
 #      missing, as root or with sudo; NAPARI_SPERM_APT=always forces the apt step, as CI does),
 #   2. a virtual environment at .venv in this checkout (reused on later runs; re-installed only when
 #      pyproject.toml or constraints.txt changed). Nothing is installed into the system Python.
+#      Extras: [qt,testing]; with --gui-test-deps (the test command) also [docs], the documentation
+#      site's toolchain, since the test suite builds the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,14 +40,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
-stamp_src="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
-if [ ! -f .venv/.setup-stamp ] || [ "$(cat .venv/.setup-stamp)" != "$stamp_src" ]; then
+# The stamp is "<hash of pyproject.toml + constraints.txt> <extras>". An install with [docs] also
+# serves the lean path (demo.sh), so switching between demo.sh and test.sh does not re-install.
+extras="qt,testing"
+[ "$want_gui_deps" = 1 ] && extras="qt,testing,docs"
+stamp_hash="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+stamp_now="$(cat .venv/.setup-stamp 2>/dev/null || true)"
+if [ "$stamp_now" != "$stamp_hash qt,testing,docs" ] && [ "$stamp_now" != "$stamp_hash $extras" ]; then
   echo "[setup] installing napari-sperm and its dependencies into .venv (first run takes a few minutes) ..."
   # torch is pinned through constraints.txt: an unpinned resolve pulls GBs of CUDA packages.
   # /opt/wheels holds the CPU build of torch on the project's machines; elsewhere pip uses PyPI.
   FIND_LINKS=()
   [ -d /opt/wheels ] && FIND_LINKS=(--find-links /opt/wheels)
   .venv/bin/python -m pip install -q --disable-pip-version-check "${FIND_LINKS[@]}" \
-      -c constraints.txt -e ".[qt,testing]"
-  echo "$stamp_src" > .venv/.setup-stamp
+      -c constraints.txt -e ".[$extras]"
+  echo "$stamp_hash $extras" > .venv/.setup-stamp
 fi

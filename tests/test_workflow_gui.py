@@ -1,5 +1,5 @@
 """The everyday path in the Sperm workflow dock, on the sample stack: detect, segment, reject one
-sperm, paint a correction, accept one, export, re-import, compare.
+sperm, paint a correction, accept one, export, re-import, compare, retrain the detector.
 
 With ``NAPARI_SPERM_TUTORIAL_SHOTS=<folder>`` set, each step's window is saved there as
 ``tutorial-<n>-<step>.png`` (``scripts/screenshots.py tutorial`` does this for ``docs/images``).
@@ -33,7 +33,16 @@ def _shot(viewer, name: str) -> None:
     viewer.screenshot(str(Path(folder) / f"tutorial-{name}.png"), canvas_only=False)
 
 
+def _clear_toasts(viewer) -> None:
+    """Close notification pop-ups, so each step's picture shows only its own."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+
+
 def _run(widget, qtbot, timeout=240_000):
+    _clear_toasts(getattr(widget._viewer, "__wrapped__", widget._viewer))
     widget.runner.run_button.clicked.emit()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=timeout)
 
@@ -136,6 +145,7 @@ def test_full_path_on_the_sample_stack(make_napari_viewer, qtbot, tmp_path):
 
     # 5. re-import and export again: the same annotations
     n_before = len(viewer.layers)
+    _clear_toasts(viewer)
     flow.export.import_file.value = str(path)
     flow.export.import_coco()
     assert len(viewer.layers) == n_before + 4
@@ -148,6 +158,22 @@ def test_full_path_on_the_sample_stack(make_napari_viewer, qtbot, tmp_path):
     ds2 = json.loads(second.path.read_text())
     assert ds2["images"] == ds["images"]
     assert ds2["annotations"] == ds["annotations"]
+
+    # 6. retrain the detector on the export; Detect then uses the new weights
+    flow.steps.setCurrentIndex(4)
+    train = flow.train
+    train.source.value = "COCO file"
+    train.coco.value = str(path)
+    train.output.value = str(tmp_path / "my-detector.pt")
+    train.epochs.value = 2
+    _run(train, qtbot)
+    assert (tmp_path / "my-detector.pt").is_file()
+    report = json.loads((tmp_path / "my-detector.json").read_text())
+    assert report["epochs_run"] == 2
+    assert report["train_data"]["images"] + report["val_data"]["images"] == 20
+    assert "validation head AP50" in train.result_label.value
+    assert str(flow.detect.weights.value) == str(tmp_path / "my-detector.pt")
+    _shot(viewer, "6-retrain")
 
 
 def test_review_table_follows_the_frame_and_hand_drawn_boxes_get_ids(

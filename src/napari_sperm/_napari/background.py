@@ -115,8 +115,8 @@ class BackgroundRunner(Container):
             self._on_error(result.error)
             return
         try:
+            self.status.value = "done"  # before on_done, which may say more
             on_done(result)
-            self.status.value = "done"
         except Exception as exc:  # noqa: BLE001 - report, never crash the GUI
             self._on_error(exc)
 

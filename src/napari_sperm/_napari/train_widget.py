@@ -131,7 +131,7 @@ class TrainWidget(Container):
                 gen = iter_train_from_coco(train_json, out, val_json=val_json, settings=settings)
                 while True:
                     try:
-                        done, total, text = next(gen)
+                        done, total, text, _kind = next(gen)
                     except StopIteration as stop:
                         return stop.value
                     yield done, total, text
@@ -147,6 +147,7 @@ class TrainWidget(Container):
                 f"{final['head_AR100']:.3f} (best of {result.summary['epochs_run']} epochs)"
             )
             self.result_label.value = f"{result.weights.name}: {text}"
+            self.runner.status.value = f"done: {text}"
             switched = use_weights_in_detect_widgets(self._viewer, result.weights)
             where = f"; {switched} Detect widget(s) now use it" if switched else ""
             show_info(f"napari-sperm: trained {result.weights} ({text}){where}.")

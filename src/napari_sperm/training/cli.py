@@ -42,15 +42,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         while True:
             try:
-                done, total, text = next(gen)
+                done, total, text, kind = next(gen)
             except StopIteration as stop:
                 result = stop.value
                 break
             if args.quiet:
                 continue
             now = time.perf_counter()
-            per_epoch = "validation" in text or "reading" in text
-            if per_epoch or now - last_step_line > 30:  # a sign of life on slow machines
+            if kind != "step" or now - last_step_line > 30:  # a sign of life on slow machines
                 print(f"[train {now - t0:6.0f} s] {text}", file=sys.stderr, flush=True)
                 last_step_line = now
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """Fine-tune (or train from scratch) the detector on a COCO dataset.
 
 :func:`iter_train` is a progress generator (see :mod:`napari_sperm.progress`): it yields
-``(steps_done, steps_total, status_text)`` after every step and returns a :class:`TrainResult`. Each
+``(steps_done, steps_total, status_text, kind)`` after every step and returns a :class:`TrainResult`. Each
 epoch ends with a validation pass (the detector on the validation images, scored with pycocotools
 AP50 like ``napari-sperm evaluate``), a resumable checkpoint next to the output, and an early stop
 once validation head AP50 has not improved for ``patience`` epochs. The weights written are those
@@ -248,7 +248,7 @@ def iter_train(
     settings: TrainSettings | None = None,
     resume: bool = False,
     val_note: str = "",
-) -> Generator[tuple[int, int, str], None, TrainResult]:
+) -> Generator[tuple[int, int, str, str], None, TrainResult]:
     """Train on ``train_set``, validate on ``val_set``, write the best weights to ``out``.
 
     Parameters
@@ -268,7 +268,9 @@ def iter_train(
 
     Yields
     ------
-    (steps done, steps in all epochs, status text)
+    (steps done, steps in all epochs, status text, kind)
+        ``kind`` is ``"step"`` after each optimiser step and ``"epoch"`` after each epoch's
+        validation.
 
     Returns
     -------
@@ -327,6 +329,7 @@ def iter_train(
     model.train()
     stopped_early = False
     since_best = 0 if not history else start_epoch - best["epoch"]
+    last_val = ""
     for epoch in range(start_epoch, s.epochs):
         if since_best >= s.patience:
             stopped_early = True
@@ -358,7 +361,8 @@ def iter_train(
                 step + 1,
                 total,
                 f"epoch {epoch + 1}/{s.epochs}: step {k + 1}/{steps}, "
-                f"loss {(run_f + run_r) / (k + 1):.3f}",
+                f"loss {(run_f + run_r) / (k + 1):.3f}{last_val}",
+                "step",
             )
         model.eval()
         with torch.inference_mode():
@@ -376,6 +380,7 @@ def iter_train(
             **{f"val_{k}": v for k, v in val.items()},
         }
         history.append(row)
+        last_val = f"; validation head AP50 {score:.3f} after epoch {epoch + 1}"
         # a tie keeps the later (longer trained) weights, but only a gain resets the patience
         since_best = 0 if score > best["score"] else since_best + 1
         if score >= best["score"]:
@@ -399,6 +404,7 @@ def iter_train(
             total,
             f"epoch {epoch + 1}/{s.epochs}: loss {row['loss']:.3f}, validation head AP50 "
             f"{score:.3f} (best {best['score']:.3f} at epoch {best['epoch']})",
+            "epoch",
         )
     else:
         stopped_early = False

@@ -53,7 +53,7 @@ def iter_train_from_coco(
     category_map: dict[str, str] | None = None,
     ignore_unknown: bool = False,
     resume: bool = False,
-) -> Generator[tuple[int, int, str], None, TrainResult]:
+) -> Generator[tuple[int, int, str, str], None, TrainResult]:
     """Load ``train_json`` (and ``val_json``), then :func:`~.loop.iter_train`.
 
     ``train_json`` may be several files: their images are pooled (e.g. new annotations plus the
@@ -65,8 +65,8 @@ def iter_train_from_coco(
 
     Yields
     ------
-    (done, total, status text)
-        First while reading images, then while training.
+    (done, total, status text, kind)
+        ``kind`` ``"read"`` once the images are read, then as :func:`~.loop.iter_train`.
 
     Returns
     -------
@@ -91,7 +91,7 @@ def iter_train_from_coco(
             for f in files
         ]
     )
-    yield 0, 1, f"{status}: {len(train_set.images)} images, {train_set.n_heads} heads"
+    yield 0, 1, f"{status}: {len(train_set.images)} images, {train_set.n_heads} heads", "read"
     if val_json is not None:
         val_set = load_training_set(
             val_json, category_map, ignore_unknown, keep_pixels=True, what="validation set"
