@@ -177,3 +177,28 @@ def test_sam_engine_runs_end_to_end_with_a_tiny_model(make_napari_viewer, qtbot,
     assert (feats["engine"] == "sam").all()
     n_boxes = sum(1 for s in field.sperm if s.head_box() is not None)
     assert (feats["sperm_id"] <= max(s.sperm_id for s in field.sperm)).sum() == n_boxes
+
+
+def test_lazy_stack_gets_disk_backed_labels_equal_to_in_memory_ones(
+    make_napari_viewer, qtbot, field, tmp_path, monkeypatch
+):
+    import dask.array as da
+
+    from napari_sperm._napari.label_volume import is_disk_backed
+
+    monkeypatch.setenv("NAPARI_SPERM_SCRATCH", str(tmp_path))
+    other = make_field("phase-high", seed=7, n_sperm=4)
+    stack = np.stack([field.image, other.image])
+    out = {}
+    for lazy in (False, True):
+        viewer = make_napari_viewer()
+        data = da.from_array(stack, chunks=(1, *stack.shape[1:])) if lazy else stack
+        viewer.add_image(data, name="cells")
+        _boxes_layer(viewer, [field, other])
+        _run(_widget(viewer), qtbot)
+        out[lazy] = {n: viewer.layers[n].data for n in ("heads", "tails")}
+    for name in ("heads", "tails"):
+        assert not is_disk_backed(out[False][name]) and is_disk_backed(out[True][name])
+        np.testing.assert_array_equal(np.asarray(out[True][name]), out[False][name])
+        assert out[True][name].max() > 0
+    assert list(tmp_path.iterdir()) == []  # the scratch files are unlinked once mapped

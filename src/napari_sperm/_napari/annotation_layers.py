@@ -19,6 +19,7 @@ from ..annotations.model import AnnotatedFrame, AnnotatedStack, Cell
 from ..io import SpermInputError
 from .detection_layer import CLASS_COLOURS, box_corners, corners_box
 from .detection_layer import KIND as DETECTIONS_KIND
+from .label_volume import new_label_volume
 from .placement import placement
 from .segment_layers import HEADS_KIND, TAILS_KIND
 
@@ -268,8 +269,8 @@ def layer_data_from_stack(
         (pixels, {"name": name, "rgb": stack.rgb, "metadata": image_meta, **place}, "image")
     ]
     shapes, feats = [], {"score": [], "class": [], "frame": [], "sperm_id": [], "reviewed": []}
-    heads = np.zeros((n, h, w), np.int32)
-    tails = np.zeros((n, h, w), np.int32)
+    heads = new_label_volume((n, h, w), like=pixels)
+    tails = new_label_volume((n, h, w), like=pixels)
     overlaps: dict[str, dict[str, dict]] = {"heads": {}, "tails": {}}
     cells_rows = []
     for k, fr in enumerate(stack.frames):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..annotations.labels import labels_from_masks
+from .label_volume import new_label_volume
 from .placement import placement
 from .tails_layers import find_output, is_unedited, stamp
 
@@ -66,11 +67,7 @@ def write_segmentation(
     """Add or update the ``heads`` and ``tails`` layers of ``image_layer``."""
     table = features_table(results, first)
     for kind, name, part in ((HEADS_KIND, "heads", "head"), (TAILS_KIND, "tails", "tail")):
-        painted = [_labels(r, part) for r in results]
-        labels = np.stack([lab for lab, _ in painted]).astype(np.int32)
-        overlaps = {
-            str(first + k if is_stack else 0): ex for k, (_, ex) in enumerate(painted) if ex
-        }
+        overlaps = {}
         previous = find_output(viewer, kind, image_layer.name) if replace else None
         if previous is not None and not is_unedited(previous):
             from napari.utils.notifications import show_info
@@ -81,20 +78,26 @@ def write_segmentation(
             previous = None
         old_table = None
         if is_stack:
-            full = np.zeros((image_layer.data.shape[0],) + labels.shape[1:], np.int32)
+            # one frame at a time into one volume (disk-backed for stacks larger than memory)
+            shape = tuple(image_layer.data.shape[:1]) + tuple(results[0].shape)
             if only_current and previous is not None:
-                full[:] = np.asarray(previous.data)
+                data = previous.data  # painted in place: the other frames stay as they are
                 old = previous.metadata.get("napari_sperm", {}).get("cells")
                 old_table = None if old is None else pd.DataFrame(old)
                 old_overlaps = previous.metadata.get("napari_sperm", {}).get("overlaps") or {}
-                overlaps = {
-                    **{k: v for k, v in old_overlaps.items() if k != str(first)},
-                    **overlaps,
-                }
-            full[first : first + labels.shape[0]] = labels
-            data = full
+                overlaps = {k: v for k, v in old_overlaps.items() if k != str(first)}
+            else:
+                data = new_label_volume(shape, like=image_layer.data)
+            for k, r in enumerate(results):
+                lab, extra = _labels(r, part)
+                data[first + k] = lab
+                if extra:
+                    overlaps[str(first + k)] = extra
         else:
-            data = labels[0]
+            data, extra = _labels(results[0], part)
+            data = data.astype(np.int32, copy=False)
+            if extra:
+                overlaps["0"] = extra
         cells = table
         if old_table is not None and len(old_table):
             cells = pd.concat([old_table[old_table["frame"] != first], table], ignore_index=True)
@@ -117,7 +120,10 @@ def write_segmentation(
             )
             stamp(new)
         else:
-            previous.data = data
+            if previous.data is data:
+                previous.refresh()  # painted in place
+            else:
+                previous.data = data
             previous.metadata = meta
             previous.features = features
             stamp(previous)

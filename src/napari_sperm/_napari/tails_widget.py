@@ -28,6 +28,7 @@ from ..tails.stack import (
     stack_labels,
 )
 from .background import BackgroundRunner
+from .label_volume import new_label_volume
 from .tails_layers import (
     LABELS_KIND,
     PATHS_KIND,
@@ -248,9 +249,11 @@ class TailsWidget(Container):
             kept = previous.metadata.get("napari_sperm", {}).get("widths", {})
             kwargs["metadata"]["napari_sperm"]["widths"] = {**kept, **widths}
         if is_stack:
-            full = np.zeros((layer.data.shape[0],) + labels.shape[1:], np.int32)
             if only_current and previous is not None:
-                full[:] = np.asarray(previous.data)
+                full = previous.data  # painted in place: the other frames stay as they are
+            else:
+                shape = (layer.data.shape[0],) + labels.shape[1:]
+                full = new_label_volume(shape, like=layer.data)
             full[first : first + labels.shape[0]] = labels
             labels = full
         else:
@@ -258,7 +261,10 @@ class TailsWidget(Container):
         if previous is None:
             stamp(self._viewer.add_labels(labels, **kwargs))
         else:
-            previous.data = labels
+            if previous.data is labels:
+                previous.refresh()
+            else:
+                previous.data = labels
             previous.metadata = kwargs["metadata"]
             stamp(previous)
 

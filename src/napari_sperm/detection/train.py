@@ -25,6 +25,7 @@ __all__ = [
     "augmented_crop",
     "collate",
     "focal_loss",
+    "optimiser_step",
     "pick_level",
     "reg_loss",
     "sample_batch",
@@ -207,6 +208,25 @@ def reg_loss(
     return (l1.sum(-1) * mask).sum() / mask.sum().clamp(min=1)
 
 
+def optimiser_step(model: SpermNet, opt: torch.optim.Optimizer, batch) -> tuple[float, float]:
+    """One step on a :func:`collate` batch (already on the model's device).
+
+    Returns
+    -------
+    (heatmap loss, box regression loss) as floats
+    """
+    x, heat, ind, reg, mask, wt = batch
+    ho, ro = model(x)
+    lf = focal_loss(ho, heat)
+    lr_ = reg_loss(ro, ind, reg, mask, wt)
+    loss = lf + lr_
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return float(lf.item()), float(lr_.item())
+
+
 def train_model(
     cache: dict[str, list[dict]],
     iterations: int,
@@ -240,17 +260,9 @@ def train_model(
     for it in range(iterations):
         for g in opt.param_groups:
             g["lr"] = lr_at(it)
-        x, heat, ind, reg, mask, wt = sample_batch(cache, batch, size, rng, clip_cells)
-        ho, ro = model(x)
-        lf = focal_loss(ho, heat)
-        lr_ = reg_loss(ro, ind, reg, mask, wt)
-        loss = lf + lr_
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        run_f = 0.98 * run_f + 0.02 * lf.item() if it else lf.item()
-        run_r = 0.98 * run_r + 0.02 * lr_.item() if it else lr_.item()
+        lf, lr_ = optimiser_step(model, opt, sample_batch(cache, batch, size, rng, clip_cells))
+        run_f = 0.98 * run_f + 0.02 * lf if it else lf
+        run_r = 0.98 * run_r + 0.02 * lr_ if it else lr_
         if (it + 1) % 50 == 0 or it + 1 == iterations:
             el = time.time() - t0
             log(

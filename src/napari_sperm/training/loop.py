@@ -32,9 +32,10 @@ from ..detection.detector import (
 )
 from ..detection.device import resolve_device
 from ..detection.model import DEFAULT_ARCH, SpermNet
-from ..detection.train import augmented_crop, collate, focal_loss, pick_level, reg_loss
+from ..detection.train import augmented_crop, collate, optimiser_step, pick_level
 from ..io.atomic import atomic_write, atomic_write_json
 from ..io.errors import SpermInputError
+from ..progress import drain
 from .augment import random_blur
 from .dataset import TrainingSet, describe
 
@@ -346,17 +347,10 @@ def iter_train(
                 rec = {"levels": im.levels, "boxes": im.boxes}
                 t, b = augmented_crop(rec, pick_level(im.level_weights, rng), s.crop, rng)
                 samples.append((random_blur(t, rng), b))
-            x, heat, ind, reg, mask, wt = (v.to(device) for v in collate(samples, s.crop))
-            ho, ro = model(x)
-            lf = focal_loss(ho, heat)
-            lr_ = reg_loss(ro, ind, reg, mask, wt)
-            loss = lf + lr_
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            run_f += float(lf.item())
-            run_r += float(lr_.item())
+            batch = [v.to(device) for v in collate(samples, s.crop)]
+            lf, lr_ = optimiser_step(model, opt, batch)
+            run_f += lf
+            run_r += lr_
             yield (
                 step + 1,
                 total,
@@ -457,9 +451,4 @@ def train(
     val_note: str = "",
 ) -> TrainResult:
     """Run :func:`iter_train` to the end (no progress output)."""
-    gen = iter_train(train_set, val_set, out, settings, resume, val_note)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_train(train_set, val_set, out, settings, resume, val_note))
