@@ -93,3 +93,27 @@ def test_bad_input_gives_one_notification(make_napari_viewer, monkeypatch, tmp_p
     widget.runner.run_button.clicked.emit()
     assert len(messages) == 1 and messages[0].startswith("napari-sperm:")
     assert not widget.runner.running and not (tmp_path / "x.pt").exists()
+
+
+def test_reviewed_only_exports_just_the_reviewed_frames(
+    make_napari_viewer, coco, tmp_path, monkeypatch
+):
+    from napari_sperm._napari.cell_edits import set_reviewed
+
+    messages = []
+    monkeypatch.setattr(tw, "show_error", messages.append)
+    viewer = make_napari_viewer()
+    viewer.open(str(coco), plugin="napari-sperm")
+    image, boxes = viewer.layers[0], viewer.layers[1]
+    widget = _widget(viewer)
+    widget.reviewed_only.value = True
+    widget.output.value = str(tmp_path / "r.pt")
+    widget.runner.run_button.clicked.emit()  # nothing reviewed yet: one message, no run
+    assert len(messages) == 1 and "reviewed" in messages[0] and not widget.runner.running
+    feats = boxes.features
+    for frame in (0, 2):
+        sid = int(feats["sperm_id"][np.asarray(feats["frame"]) == frame].iloc[0])
+        assert set_reviewed(viewer, image, frame, sid)
+    path = widget._export_layers(tmp_path / "exported")
+    ds = json.loads(path.read_text())
+    assert sorted(im["source_frame"] for im in ds["images"]) == [0, 2]

@@ -4,10 +4,11 @@ in the background, then point the Detect widgets at the new weights."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
@@ -42,6 +43,11 @@ class TrainWidget(Container):
             choices=self._image_choices,
             tooltip="the image whose boxes (and heads) you corrected",
         )
+        self.reviewed_only = CheckBox(
+            text="only frames with reviewed sperm",
+            value=False,
+            tooltip="train on the frames where you accepted at least one cell (Review sperm)",
+        )
         self.coco = FileEdit(label="COCO file", mode="r", filter="*.json", value="", visible=False)
         self.val = FileEdit(
             label="validation file",
@@ -65,6 +71,7 @@ class TrainWidget(Container):
             widgets=[
                 self.source,
                 self.image,
+                self.reviewed_only,
                 self.coco,
                 self.val,
                 self.output,
@@ -84,7 +91,7 @@ class TrainWidget(Container):
         return [(ly.name, ly) for ly in self._viewer.layers if isinstance(ly, Image)]
 
     def _source_changed(self, value: str) -> None:
-        self.image.visible = value == LAYERS
+        self.image.visible = self.reviewed_only.visible = value == LAYERS
         self.coco.visible = value == FILE
 
     def _export_layers(self, folder: Path) -> Path:
@@ -100,6 +107,17 @@ class TrainWidget(Container):
                 "its boxes) first."
             )
         stack = stack_from_layers(img, **found)
+        if self.reviewed_only.value:
+            # frames without a reviewed cell are emptied, so the export leaves them out
+            stack.frames = [
+                fr if any(c.reviewed for c in fr.cells) else replace(fr, cells=[])
+                for fr in stack.frames
+            ]
+            if not any(fr.cells for fr in stack.frames):
+                raise SpermInputError(
+                    f"No sperm of '{img.name}' is marked reviewed yet: accept cells in Review "
+                    "sperm (Shift-Y), or untick 'only frames with reviewed sperm'."
+                )
         return export_coco([stack], folder, force=True).path
 
     def _job(self):
