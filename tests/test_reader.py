@@ -358,6 +358,23 @@ def test_folder_lazy_and_tiff_frames(tmp_path: Path) -> None:
     np.testing.assert_array_equal(lazy.data.compute(), frames)
 
 
+@pytest.mark.parametrize("n_files", [1, 3])
+def test_folder_of_stack_files_is_one_stack(tmp_path: Path, n_files: int) -> None:
+    """A recording saved as one or several multi-page TIFFs: all frames on one axis, in order."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    parts = [_grey_stack(frames=5, h=8, w=9) + 10 * i for i in range(n_files)]
+    for i, part in enumerate(parts):
+        tifffile.imwrite(folder / f"part{i + 1}.tif", part)
+    expected = np.concatenate(parts)
+    for lazy in (False, True):
+        img = read_image(folder, lazy=lazy)
+        assert img.axes == "TYX" and img.data.shape == (5 * n_files, 8, 9) and not img.rgb
+        np.testing.assert_array_equal(np.asarray(img.data), expected)
+        assert img.frame_names[:2] == ["part1.tif#0", "part1.tif#1"]
+        assert len(img.frame_names) == 5 * n_files
+
+
 def test_folder_rgb(tmp_path: Path) -> None:
     folder = tmp_path / "rgb"
     folder.mkdir()

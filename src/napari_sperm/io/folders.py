@@ -203,7 +203,9 @@ def read_folder(source: str, lazy: bool | None, threshold: int | None) -> ImageD
     Returns
     -------
     ImageData
-        Frames stacked along a new leading ``T`` axis.
+        Frames stacked along a new leading ``T`` axis. Files that are stacks themselves (a
+        recording saved in several multi-page TIFFs) contribute all their frames, in order, to
+        that one axis (``frame_names`` then reads ``file.tif#k``).
     """
     folder = Path(source)
     try:
@@ -237,6 +239,15 @@ def read_folder(source: str, lazy: bool | None, threshold: int | None) -> ImageD
             data[i] = _read_folder_frame(source, str_paths, want, i)
 
     axes = "T" + want.axes
+    names = [p.name for p in paths]
+    inner = want.axes.find("Y")
+    if inner > 0:
+        # the files are stacks themselves (a recording saved in parts): their frames follow each
+        # other along one frame axis, instead of making a hyperstack no widget can use
+        per_file = product(want.shape[:inner])
+        data = data.reshape((len(paths) * per_file,) + tuple(want.shape[inner:]))
+        axes = "T" + want.axes[inner:]
+        names = [f"{n}#{k}" for n in names for k in range(per_file)]
     rgb = is_rgb(data.shape, axes)
     scale, unit = scale_for_axes(axes, rgb, _first_frame_calibration(paths[0]))
     return ImageData(
@@ -247,5 +258,5 @@ def read_folder(source: str, lazy: bool | None, threshold: int | None) -> ImageD
         unit=unit,
         lazy=use_lazy,
         source=source,
-        frame_names=[p.name for p in paths],
+        frame_names=names,
     )
