@@ -39,6 +39,7 @@ from napari_sperm.annotations.load import _PixelCache
 from napari_sperm.detection import load_detector
 from napari_sperm.detection.coco_output import ImageRecord, detections_to_coco
 from napari_sperm.evaluation import evaluate_detections
+from napari_sperm.progress import drain
 from napari_sperm.synthetic import write_dataset
 from napari_sperm.training import TrainSettings, iter_train_from_coco
 
@@ -123,15 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     def finetune(name: str, files: list[Path]) -> dict:
         weights = work / f"{name}.pt"
         t1 = time.perf_counter()
-        gen = iter_train_from_coco(files, weights, settings=settings)
-        while True:
-            try:
-                _done, _total, text, kind = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            if kind != "step":
-                print(f"[{name} {time.perf_counter() - t1:6.0f} s] {text}", flush=True)
+
+        def progress(item: tuple[int, int, str, str]) -> None:
+            if item[3] != "step":
+                print(f"[{name} {time.perf_counter() - t1:6.0f} s] {item[2]}", flush=True)
+
+        result = drain(iter_train_from_coco(files, weights, settings=settings), progress)
         seconds = time.perf_counter() - t1
         rep = result.summary
         return {

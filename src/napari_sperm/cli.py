@@ -109,24 +109,17 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from .category_map import map_categories, parse_category_map
     from .evaluation import evaluate_detections, format_report
     from .evaluation_segm import evaluate_segmentation, per_image_table, write_per_image_csv
     from .io import atomic_write_json
+    from .io.jsonfile import read_json
 
-    def load(path: str, what: str) -> dict:
-        try:
-            return json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SpermInputError(f"{what} file '{path}' does not exist.") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SpermInputError(f"{what} file '{path}' is not valid JSON ({exc}).") from None
-
-    gt = load(args.gt, "ground-truth")
-    pred = load(args.pred, "prediction")
+    fix = "Pass a COCO .json file (napari-sperm detect/segment output or ground truth)."
+    gt = read_json(args.gt, "ground-truth file", fix)
+    pred = read_json(args.pred, "prediction file", fix)
     cmap = parse_category_map(args.category_map)
     map_report: dict = {}
     for what, ds in (("ground truth", gt), ("predictions", pred)):
@@ -201,6 +194,7 @@ def _cmd_tails(args: argparse.Namespace) -> int:
     import tifffile
 
     from .io import atomic_write, atomic_write_json, read_image
+    from .progress import drain
     from .tails.params import Con2DisParams
     from .tails.stack import (
         as_head_labels,
@@ -229,15 +223,12 @@ def _cmd_tails(args: argparse.Namespace) -> int:
     params = Con2DisParams()
     if args.tail_width is not None:
         params = dataclasses.replace(params, tail_width=float(args.tail_width))
-    gen = iter_cluster_stack(masks, heads, params=params)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as finished:
-            results = finished.value
-            break
+
+    def progress(item: tuple[int, int]) -> None:
         if not args.quiet and is_stack:
-            print(f"[tails] frame {done}/{total}", file=sys.stderr)
+            print(f"[tails] frame {item[0]}/{item[1]}", file=sys.stderr)
+
+    results = drain(iter_cluster_stack(masks, heads, params=params), progress)
     labels = stack_labels(results)
     labels = labels if is_stack else labels[0]
     dtype = np.uint16 if labels.max() < 2**16 else np.uint32

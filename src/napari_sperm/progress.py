@@ -7,7 +7,7 @@ steps), on the command line (progress lines) or plainly via :func:`drain`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TypeVar
 
 __all__ = ["drain"]
@@ -15,10 +15,20 @@ __all__ = ["drain"]
 T = TypeVar("T")
 
 
-def drain(gen: Generator[tuple[int, int], None, T]) -> T:
-    """Run a progress generator to the end and return its result."""
+def drain(gen: Generator[tuple, None, T], each: Callable[[tuple], None] | None = None) -> T:
+    """Run a progress generator to the end and return its result.
+
+    Parameters
+    ----------
+    gen : generator
+        Yields ``(done, total, ...)`` tuples, returns the result.
+    each : callable, optional
+        Called with every yielded tuple (e.g. to print progress lines).
+    """
     while True:
         try:
-            next(gen)
+            item = next(gen)
         except StopIteration as done:
             return done.value
+        if each is not None:
+            each(item)

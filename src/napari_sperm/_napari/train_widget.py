@@ -144,15 +144,13 @@ class TrainWidget(Container):
             init=str(self.init.value), epochs=int(self.epochs.value), device=str(self.device.value)
         )
 
-        def work():
+        def work():  # yields (done, total, status text, kind): the runner shows the text
             try:
-                gen = iter_train_from_coco(train_json, out, val_json=val_json, settings=settings)
-                while True:
-                    try:
-                        done, total, text, _kind = next(gen)
-                    except StopIteration as stop:
-                        return stop.value
-                    yield done, total, text
+                return (
+                    yield from iter_train_from_coco(
+                        train_json, out, val_json=val_json, settings=settings
+                    )
+                )
             finally:
                 if tmp is not None:
                     tmp.cleanup()

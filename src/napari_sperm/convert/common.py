@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from ..io._common import SUPPORTED_SUFFIXES, suffix_of
 from ..io.errors import SpermInputError
 from ..io.folders import natural_key
 from ..io.images import read_image
+from ..io.jsonfile import read_json
 
 __all__ = [
     "ConvertSummary",
@@ -101,43 +101,6 @@ class ConvertSummary:
             listed = ", ".join(f"{v} {k}" for k, v in self.skipped.items())
             out += f" Skipped: {listed}."
         return out
-
-
-def read_json(path: Path, what: str, fix: str) -> Any:
-    """Parse a JSON file; every failure is one :class:`SpermInputError` line.
-
-    Parameters
-    ----------
-    path : Path
-    what : str
-        What the file should be, for the message (``"labelme file"``).
-    fix : str
-        What to do about it, the end of the message.
-
-    Returns
-    -------
-    object
-        The parsed JSON.
-
-    Raises
-    ------
-    SpermInputError
-        Missing, unreadable, not UTF-8 or not valid JSON.
-    """
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise SpermInputError(f"{what} '{path}' does not exist. {fix}") from None
-    except UnicodeDecodeError as exc:
-        raise SpermInputError(f"{what} '{path}' is not a text (JSON) file. {fix}") from exc
-    except json.JSONDecodeError as exc:
-        raise SpermInputError(
-            f"{what} '{path}' is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg}). {fix}"
-        ) from exc
-    except OSError as exc:
-        raise SpermInputError(f"Cannot read {what} '{path}' ({exc.strerror or exc}).") from exc
 
 
 def _walk(folder: Path) -> Iterable[Path]:

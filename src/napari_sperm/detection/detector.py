@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.errors import SpermInputError
+from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
 from .levels import build_pyramid
@@ -237,12 +238,7 @@ class Detector:
         self, frames, score_threshold: float = 0.3, batch_size: int = 4
     ) -> list[FrameDetections]:
         """Run :meth:`iter_detect` to the end and return its list."""
-        gen = self.iter_detect(frames, score_threshold, batch_size)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return drain(self.iter_detect(frames, score_threshold, batch_size))
 
 
 def detect(

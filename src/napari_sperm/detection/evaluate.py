@@ -10,36 +10,60 @@ from ..coco import CATEGORIES
 from ..evaluation import evaluate_detections
 from .coco_output import ImageRecord, detections_to_coco
 
-__all__ = ["coco_eval_fields", "field_ground_truth"]
+__all__ = ["boxes_dataset", "coco_eval_fields", "field_ground_truth"]
 
 
 def _name(index: int) -> str:
     return f"field_{index:05d}"
 
 
+def boxes_dataset(images) -> dict:
+    """A COCO ground-truth dataset of boxes (ids from 1, our fixed categories).
+
+    Parameters
+    ----------
+    images : iterable of (file_name, width, height, boxes)
+        ``boxes``: ``(category_id, (x, y, w, h), attributes or None)`` per annotation.
+
+    Returns
+    -------
+    dict
+    """
+    out_images, anns = [], []
+    for img_id, (name, w, h, boxes) in enumerate(images, start=1):
+        out_images.append({"id": img_id, "file_name": name, "width": int(w), "height": int(h)})
+        for cat, box, attributes in boxes:
+            x, y, bw, bh = (float(v) for v in box)
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": img_id,
+                "category_id": int(cat),
+                "bbox": [x, y, bw, bh],
+                "area": bw * bh,
+                "iscrowd": 0,
+            }
+            if attributes is not None:
+                ann["attributes"] = attributes
+            anns.append(ann)
+    return {"images": out_images, "annotations": anns, "categories": [dict(c) for c in CATEGORIES]}
+
+
 def field_ground_truth(fields) -> dict:
     """COCO ground truth of synthetic fields: head box -> category 2, whole-cell box -> 1."""
-    images, anns = [], []
-    for img_id, fld in enumerate(fields, start=1):
-        h, w = fld.shape
-        images.append({"id": img_id, "file_name": _name(img_id), "width": int(w), "height": int(h)})
-        for t in fld.sperm:
-            for cat, box in ((2, t.head_box()), (1, t.sperm_box())):
-                if box is None:
-                    continue
-                x, y, bw, bh = (float(v) for v in box)
-                anns.append(
-                    {
-                        "id": len(anns) + 1,
-                        "image_id": img_id,
-                        "category_id": cat,
-                        "bbox": [x, y, bw, bh],
-                        "area": bw * bh,
-                        "iscrowd": 0,
-                        "attributes": {"sperm_id": t.sperm_id},
-                    }
-                )
-    return {"images": images, "annotations": anns, "categories": [dict(c) for c in CATEGORIES]}
+    return boxes_dataset(
+        (
+            _name(i),
+            fld.shape[1],
+            fld.shape[0],
+            [
+                (cat, box, {"sperm_id": t.sperm_id})
+                for t in fld.sperm
+                for cat, box in ((2, t.head_box()), (1, t.sperm_box()))
+                if box is not None
+            ],
+        )
+        for i, fld in enumerate(fields, start=1)
+    )
 
 
 def coco_eval_fields(fields, detections) -> dict:

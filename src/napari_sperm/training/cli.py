@@ -12,6 +12,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from ..category_map import parse_category_map
+    from ..progress import drain
     from .loop import TrainSettings, resume_path
     from .session import check_output, iter_train_from_coco
 
@@ -38,20 +39,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     t0 = time.perf_counter()
-    last_step_line = 0.0
+    last_line = [0.0]
+
+    def progress(item: tuple[int, int, str, str]) -> None:
+        _done, _total, text, kind = item
+        now = time.perf_counter()
+        if not args.quiet and (kind != "step" or now - last_line[0] > 30):  # a sign of life
+            print(f"[train {now - t0:6.0f} s] {text}", file=sys.stderr, flush=True)
+            last_line[0] = now
+
     try:
-        while True:
-            try:
-                done, total, text, kind = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            if args.quiet:
-                continue
-            now = time.perf_counter()
-            if kind != "step" or now - last_step_line > 30:  # a sign of life on slow machines
-                print(f"[train {now - t0:6.0f} s] {text}", file=sys.stderr, flush=True)
-                last_step_line = now
+        result = drain(gen, progress)
     except KeyboardInterrupt:
         ck = resume_path(out)
         hint = f"; continue with --resume (checkpoint {ck})" if ck.exists() else ""

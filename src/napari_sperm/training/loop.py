@@ -191,34 +191,21 @@ def validate(
     model: SpermNet, config: dict, val: TrainingSet, device: torch.device, threshold: float
 ) -> dict[str, float]:
     """Head (and whole-cell) AP50 / AP / AR@100 of ``model`` on the validation images."""
-    from ..coco import CATEGORIES
     from ..detection.coco_output import ImageRecord, detections_to_coco
+    from ..detection.evaluate import boxes_dataset
     from ..evaluation import evaluate_detections
 
     det = Detector(model, config, device)
-    gt_images, gt_anns, records = [], [], []
+    truth, records = [], []
     for i, im in enumerate(val.images, start=1):
         h, w = im.shape
         name = f"val_{i:05d}"
-        gt_images.append({"id": i, "file_name": name, "width": w, "height": h})
-        for row in im.boxes:
-            for cat, box, keep in ((2, row[0:4], True), (1, row[4:8], row[9] > 0)):
-                if keep:
-                    x, y, bw, bh = (float(v) for v in box)
-                    gt_anns.append(
-                        {
-                            "id": len(gt_anns) + 1,
-                            "image_id": i,
-                            "category_id": cat,
-                            "bbox": [x, y, bw, bh],
-                            "area": bw * bh,
-                            "iscrowd": 0,
-                        }
-                    )
+        boxes = [(2, row[0:4], None) for row in im.boxes]
+        boxes += [(1, row[4:8], None) for row in im.boxes if row[9] > 0]
+        truth.append((name, w, h, boxes))
         res = det.detect(im.pixels, threshold, 1)[0]
         records.append(ImageRecord(name, w, h, None, res))
-
-    gt = {"images": gt_images, "annotations": gt_anns, "categories": [dict(c) for c in CATEGORIES]}
+    gt = boxes_dataset(truth)
     cats = ["head", "sperm"] if val.has_cells else ["head"]
     scores = evaluate_detections(gt, detections_to_coco(records), categories=cats)["categories"]
     out = {}
@@ -400,8 +387,6 @@ def iter_train(
             f"{score:.3f} (best {best['score']:.3f} at epoch {best['epoch']})",
             "epoch",
         )
-    else:
-        stopped_early = False
     seconds = elapsed_before + time.perf_counter() - t0
     summary = {
         "report_version": REPORT_VERSION,

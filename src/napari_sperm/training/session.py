@@ -74,24 +74,21 @@ def iter_train_from_coco(
     """
     s = settings or TrainSettings()
     s.check()
-    status = "reading training images"
-    progress: list[tuple[int, int]] = []
     files = [train_json] if isinstance(train_json, (str, os.PathLike)) else list(train_json)
     if not files:
         raise SpermInputError("Cannot train: no training file given.")
     train_set = TrainingSet.combine(
         [
-            load_training_set(
-                f,
-                category_map,
-                ignore_unknown,
-                keep_pixels=val_json is None,
-                progress=lambda d, t: progress.append((d, t)),
-            )
+            load_training_set(f, category_map, ignore_unknown, keep_pixels=val_json is None)
             for f in files
         ]
     )
-    yield 0, 1, f"{status}: {len(train_set.images)} images, {train_set.n_heads} heads", "read"
+    yield (
+        0,
+        1,
+        f"reading training images: {len(train_set.images)} images, {train_set.n_heads} heads",
+        "read",
+    )
     if val_json is not None:
         val_set = load_training_set(
             val_json, category_map, ignore_unknown, keep_pixels=True, what="validation set"
