@@ -8,7 +8,11 @@ median tail IoU over matched cells whose visible tail has at least 20 pixels (a 
 tail counts as tail IoU 0), the share of those tails with IoU >= 0.5, and frames per second of
 segmentation alone (detection not included).
 
+``--tail-finder ridge`` uses the ridge filter instead of the tail network (the default, ``net``);
+``--tail-finder both`` prints both, one after the other, on the same fields.
+
 Usage: .venv/bin/python benchmarks/segment_accuracy.py [N_FIELDS] [--truth-boxes] [--modality M]
+           [--tail-finder net|ridge|both|PATH]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def _match(
     return out
 
 
-def evaluate(modality: str, n: int, detector, truth_boxes: bool) -> dict:
+def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="net") -> dict:
     head_ious, tail_ious = [], []
     n_true = n_pred = n_matched = 0
     seconds = 0.0
@@ -61,7 +65,7 @@ def evaluate(modality: str, n: int, detector, truth_boxes: bool) -> dict:
         else:
             det = detector.detect(f.image, 0.3)
         t0 = time.perf_counter()
-        res = segment(f.image, det)[0]
+        res = segment(f.image, det, tail_finder=tail_finder)[0]
         seconds += time.perf_counter() - t0
         preds = [r for r in res.sperm if r.head is not None]
         truth_h = [s.head.to_full(f.shape) for s in cells]
@@ -95,6 +99,7 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=4)
     ap.add_argument("--truth-boxes", action="store_true")
     ap.add_argument("--modality", action="append")
+    ap.add_argument("--tail-finder", default="net")
     a = ap.parse_args()
     torch.set_num_threads(2)
     detector = None if a.truth_boxes else load_detector(None, "cpu")
@@ -105,13 +110,16 @@ def main() -> None:
         f"{'modality':12s} {'cells':>6s} {'matched':>7s} {'missed':>6s} {'false':>6s} "
         f"{'head IoU':>8s} {'tail IoU':>8s} {'tail>=.5':>8s} {'fps':>6s}"
     )
+    finders = ["net", "ridge"] if a.tail_finder == "both" else [a.tail_finder]
     for mod in a.modality or modality_names():
-        m = evaluate(mod, a.n, detector, a.truth_boxes)
-        print(
-            f"{mod:12s} {m['cells']:6d} {m['matched']:7d} {m['missed']:6d} {m['false']:6d} "
-            f"{m['head_iou']:8.3f} {m['tail_iou']:8.3f} {m['tail_ok']:8.2f} {m['fps']:6.2f}",
-            flush=True,
-        )
+        for finder in finders:
+            m = evaluate(mod, a.n, detector, a.truth_boxes, finder)
+            label = f"{mod} ({finder})" if len(finders) > 1 else mod
+            print(
+                f"{label:12s} {m['cells']:6d} {m['matched']:7d} {m['missed']:6d} {m['false']:6d} "
+                f"{m['head_iou']:8.3f} {m['tail_iou']:8.3f} {m['tail_ok']:8.2f} {m['fps']:6.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -307,6 +307,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     engine, sam = _load_sam_or_classic(
         args.engine, args.sam_model, args.sam_checkpoint, args.device, warn
     )
+    finder = "ridge" if args.tail_finder == "ridge" else (args.tail_weights or "net")
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     ds = segment_files(
         args.inputs,
@@ -316,6 +317,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         batch_size=args.batch_size,
         log=log,
+        tail_finder=finder,
         weights=str(args.weights or "default"),
         sam_model=args.sam_model if engine == "sam" else None,
     )
@@ -556,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         "segment",
         help="detect, segment heads and tails, split tails (Con2Dis); write COCO masks",
         description="Detect sperm in image files or folders, outline every head, find the tails "
-        "(classic ridge engine, or the SAM cascade with a checkpoint), split crossing tails and pair "
+        "(classic engine: tail network or ridge filter; or the SAM cascade with a checkpoint), split crossing tails and pair "
         "them with heads (Con2Dis), and write COCO with RLE masks for sperm (1), head (2) and tail "
         "(3), every part linked to its cell by attributes.sperm_id.",
     )
@@ -579,6 +581,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["vit_b", "vit_l", "vit_h", "mobile_sam"],
         default="vit_b",
         help="SAM model type of the checkpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tail-finder",
+        choices=["net", "ridge"],
+        default="net",
+        help="how the classic engine finds tail pixels: net, the small tail network shipped with "
+        "the package (CPU is fine), or ridge, an oriented ridge filter with no network "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--tail-weights",
+        metavar="PATH",
+        default=None,
+        help="other tail-network weights for --tail-finder net (default: the shipped ones)",
     )
     p.set_defaults(func=_cmd_segment)
 

@@ -51,6 +51,13 @@ class SegmentWidget(Container):
             value="classic",
             tooltip="classic needs no weights; sam needs a checkpoint",
         )
+        self.tail_finder = ComboBox(
+            label="tail finder",
+            choices=[("tail network", "net"), ("ridge filter", "ridge")],
+            value="net",
+            tooltip="classic engine: the small tail network shipped with napari-sperm, or an "
+            "oriented ridge filter with no network",
+        )
         self.sam_model = ComboBox(label="SAM model", choices=SAM_MODELS, value="vit_b")
         self.checkpoint = FileEdit(
             label="SAM checkpoint",
@@ -69,6 +76,7 @@ class SegmentWidget(Container):
                 self.image,
                 self.boxes,
                 self.engine,
+                self.tail_finder,
                 self.sam_model,
                 self.checkpoint,
                 self.device,
@@ -92,6 +100,7 @@ class SegmentWidget(Container):
         sam = self.engine.value == "sam"
         self.sam_model.visible = sam
         self.checkpoint.visible = sam
+        self.tail_finder.visible = not sam
 
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
@@ -153,6 +162,7 @@ class SegmentWidget(Container):
         engine = str(self.engine.value)
         model, checkpoint, device = str(self.sam_model.value), self._checkpoint(), self.device.value
         threshold = float(self.score.value)
+        tail_finder = str(self.tail_finder.value)
         only_current = is_stack and self.frames.value == CURRENT
         replace = bool(self.replace.value)
         notes: list[str] = []
@@ -168,7 +178,12 @@ class SegmentWidget(Container):
                     notes.append(str(exc))
                     used = "classic"
             results = yield from iter_segment(
-                frames, dets, engine=used, sam=sam, score_threshold=threshold
+                frames,
+                dets,
+                engine=used,
+                sam=sam,
+                score_threshold=threshold,
+                tail_finder=tail_finder,
             )
             return results, used
 

@@ -134,7 +134,11 @@ def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
             **extra,
         )
     return segmentation_to_coco(
-        [], engine="classic", score_threshold=float(settings.score_threshold), **extra
+        [],
+        engine="classic",
+        score_threshold=float(settings.score_threshold),
+        tail_finder="net",
+        **extra,
     )
 
 

@@ -25,6 +25,7 @@ def segmented_images(
     score_threshold: float = 0.3,
     batch_size: int = 4,
     first: int = 0,
+    tail_finder="net",
 ) -> list[SegmentedImage]:
     """Detect and segment ``frames`` (frames ``first``, ``first + 1``, ... of the input ``name``).
 
@@ -34,7 +35,14 @@ def segmented_images(
         One per frame; ``frame`` is the index in the input (None for a single image).
     """
     dets = detector.detect(frames, score_threshold, batch_size)
-    results = segment(frames, dets, engine=engine, sam=sam, score_threshold=score_threshold)
+    results = segment(
+        frames,
+        dets,
+        engine=engine,
+        sam=sam,
+        score_threshold=score_threshold,
+        tail_finder=tail_finder,
+    )
     return [
         SegmentedImage(str(name), first + f if is_stack else None, res)
         for f, res in enumerate(results)
@@ -50,6 +58,7 @@ def segment_files(
     score_threshold: float = 0.3,
     batch_size: int = 4,
     log: Callable[[str], None] | None = None,
+    tail_finder="net",
     **info: Any,
 ) -> dict[str, Any]:
     """Detect, segment heads and tails, cluster tails, and return one COCO dataset.
@@ -66,6 +75,9 @@ def segment_files(
         Heads scoring below this are neither kept nor segmented.
     batch_size
         Frames per detector batch.
+    tail_finder
+        The classic engine's tail finder: ``"net"``, ``"ridge"``, a weights path or a loaded
+        network (see :func:`~napari_sperm.segmentation.segment.iter_segment`).
     log
         Called with one line per input file.
     **info
@@ -76,7 +88,10 @@ def segment_files(
     dict
         See :func:`~napari_sperm.segmentation.coco_output.segmentation_to_coco`.
     """
+    from .segment import resolve_tail_finder
+
     files = expand_inputs(list(inputs))
+    finder = resolve_tail_finder(tail_finder) if engine == "classic" else None
     items: list[SegmentedImage] = []
     for k, name in enumerate(files, start=1):
         img = read_image(name)
@@ -90,6 +105,7 @@ def segment_files(
             sam=sam,
             score_threshold=score_threshold,
             batch_size=batch_size,
+            tail_finder=finder if finder is not None else "ridge",
         )
         items.extend(found)
         results = [item.result for item in found]
@@ -100,6 +116,18 @@ def segment_files(
                 f"[segment] {k}/{len(files)} {name}: {len(frames)} frame(s), {cells} heads, "
                 f"{paired} with a tail"
             )
+    if engine == "classic":
+        info.setdefault("tail_finder", _finder_name(finder))
     return segmentation_to_coco(
         items, engine=engine, score_threshold=float(score_threshold), **info
     )
+
+
+def _finder_name(finder) -> str:
+    """How a run's tails were found, for the dataset's ``info``."""
+    if finder is None:
+        return "ridge"
+    from .tailnet import DEFAULT_TAIL_WEIGHTS
+
+    same = finder.path is not None and finder.path.resolve() == DEFAULT_TAIL_WEIGHTS.resolve()
+    return "net" if same else f"net:{finder.path}"

@@ -24,9 +24,12 @@ from ..tails.stack import heads_from_boxes
 from .head_mask import head_masks
 from .params import HeadMaskParams, TailMaskParams
 from .tail_mask import tail_mask
+from .tail_net_mask import tail_mask_net
 
 __all__ = [
     "ENGINES",
+    "TAIL_FINDERS",
+    "resolve_tail_finder",
     "SpermRecord",
     "FrameSegmentation",
     "iter_segment",
@@ -34,6 +37,21 @@ __all__ = [
 ]
 
 ENGINES = ("classic", "sam")
+TAIL_FINDERS = ("net", "ridge")
+
+
+def resolve_tail_finder(tail_finder, device: str = "cpu"):
+    """``"ridge"`` -> None (the ridge filter); ``"net"`` -> the shipped tail network; a path -> that
+    network's weights; a loaded :class:`~.tailnet.TailFinder` is returned as it is."""
+    if tail_finder is None or tail_finder == "ridge":
+        return None
+    from .tailnet import TailFinder, load_tail_net
+
+    if isinstance(tail_finder, TailFinder):
+        return tail_finder
+    if tail_finder == "net":
+        return load_tail_net(device=device)
+    return load_tail_net(tail_finder, device=device)
 
 
 @dataclass
@@ -188,6 +206,7 @@ def _segment_frame(
     sam_mode: str,
     head_params: HeadMaskParams | None,
     tail_params: TailMaskParams | None,
+    finder=None,
 ) -> Generator[tuple[int, int], None, FrameSegmentation]:
     shape = image.shape[:2]
     keep = (det.classes == 2) & (det.scores >= score_threshold)
@@ -218,9 +237,18 @@ def _segment_frame(
         tails = extra_tails & (heads == 0)
     else:
         head_length = float(np.median(np.maximum(boxes[:, 2], boxes[:, 3]))) if len(boxes) else None
-        tails = tail_mask(
-            image, heads if len(boxes) else None, head_length=head_length, params=tail_params
-        )
+        if finder is not None:
+            tails = tail_mask_net(
+                image,
+                heads if len(boxes) else None,
+                head_length=head_length,
+                params=tail_params,
+                finder=finder,
+            )
+        else:
+            tails = tail_mask(
+                image, heads if len(boxes) else None, head_length=head_length, params=tail_params
+            )
     clustering = None
     if tails.any():
         try:
@@ -265,6 +293,7 @@ def iter_segment(
     sam_mode: str = "prompted",
     head_params: HeadMaskParams | None = None,
     tail_params: TailMaskParams | None = None,
+    tail_finder="net",
 ) -> Generator[tuple[int, int], None, list[FrameSegmentation]]:
     """Segment heads and tails frame by frame; yields ``(frames_done, total)``.
 
@@ -288,6 +317,11 @@ def iter_segment(
         Settings of the SAM cascade (``"prompted"`` or ``"amg"``).
     head_params, tail_params : HeadMaskParams, TailMaskParams, optional
         Settings of the classic engine's head and tail masks.
+    tail_finder : {"net", "ridge"}, path or TailFinder
+        How the classic engine finds flagellum pixels: ``"net"`` (default) the tail network shipped
+        with the package (:mod:`~napari_sperm.segmentation.tailnet`, CPU), ``"ridge"`` the oriented
+        ridge filter (:func:`~.tail_mask.tail_mask`, no network at all), a path to other tail-network
+        weights, or a loaded :class:`~.tailnet.TailFinder`. Unused by the ``sam`` engine.
 
     Returns
     -------
@@ -302,6 +336,7 @@ def iter_segment(
     if frames.shape[0] == 0 or 0 in frames.shape[1:3]:
         raise SpermInputError(f"the image is empty (shape {tuple(frames.shape)}).")
     dets = _as_detections(boxes, frames.shape[0])
+    finder = resolve_tail_finder(tail_finder) if engine == "classic" else None
     out: list[FrameSegmentation] = []
     n = frames.shape[0]
     for f in range(n):
@@ -318,6 +353,7 @@ def iter_segment(
             sam_mode,
             head_params,
             tail_params,
+            finder,
         )
         out.append(drain(inner))
         yield f + 1, n

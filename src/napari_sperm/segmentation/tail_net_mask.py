@@ -1,0 +1,132 @@
+"""Flagellum pixels of a whole frame from the tail network's probability map.
+
+The learned alternative to the ridge filter of :mod:`.tail_mask` (the classic engine's tail finder
+``"net"``, the default): the network gives each pixel a tail probability, pixels at or above the
+network's threshold are kept, with hysteresis down to its low threshold when its weights name one
+(faint stretches stay connected), and the same cleanup as the ridge filter drops pieces that are
+short, thick or ring-shaped compared with a flagellum (``min_length_ratio``,
+``max_thickness_ratio`` of :class:`~.params.TailMaskParams`). Unlike the ridge filter, head pixels
+are kept where the network marks a tail over (or under) a head: the flagellum is visible there, and
+Con2Dis then follows it through the head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import apply_hysteresis_threshold
+from skimage.morphology import skeletonize
+
+from ..io.errors import SpermInputError
+from .params import TailMaskParams
+from .tail_mask import _component_filter, as_grey, estimate_head_length, tail_scales
+
+__all__ = ["tail_mask_from_probability", "tail_mask_net"]
+
+
+def tail_mask_from_probability(
+    probability: np.ndarray,
+    heads: np.ndarray | None = None,
+    *,
+    head_length: float | None = None,
+    params: TailMaskParams | None = None,
+    threshold: float = 0.5,
+    low_threshold: float | None = None,
+    exclude_heads: bool = False,
+) -> np.ndarray:
+    """Binary tail mask from a per-pixel tail probability.
+
+    Parameters
+    ----------
+    probability : (H, W) float array
+        Tail probability in 0..1 (e.g. :meth:`~.tailnet.TailFinder.probability`).
+    heads : (H, W) int label image or bool mask, optional
+        The heads; they give the head length and, with ``exclude_heads``, are removed.
+    head_length : float, optional
+        Typical head length in pixels; sets the shortest kept piece. Default: from ``heads``, else
+        ``params.default_head_length_px``.
+    params : TailMaskParams, optional
+        ``min_length_ratio``, ``max_thickness_ratio``, ``tail_width_ratio`` and
+        ``min_tail_width_px`` are used.
+    threshold : float
+        Probability at or above which a pixel is tail.
+    low_threshold : float, optional
+        Hysteresis: pixels down to this probability are kept where they connect to pixels at or
+        above ``threshold`` (bridges faint stretches of a tail). None: no hysteresis.
+    exclude_heads : bool
+        Remove head pixels (grown by one pixel) from the mask. Off by default: a flagellum that
+        passes over or under another cell's head is visible there, the network marks it, and
+        keeping it lets Con2Dis follow the tail through that head instead of cutting it.
+
+    Returns
+    -------
+    (H, W) bool array
+    """
+    p = params or TailMaskParams()
+    prob = np.asarray(probability, np.float32)
+    if prob.ndim != 2:
+        raise SpermInputError(f"a tail probability map must be 2-D, got shape {prob.shape}.")
+    if low_threshold is not None and low_threshold < threshold:
+        mask = apply_hysteresis_threshold(prob, low_threshold, threshold)
+    else:
+        mask = prob >= threshold
+    head_px = None
+    if heads is not None:
+        heads = np.asarray(heads)
+        if heads.shape != prob.shape:
+            raise SpermInputError(
+                f"heads has shape {heads.shape} but the image is {prob.shape}: give a head label "
+                "image or mask of the image's size."
+            )
+        head_px = heads > 0 if heads.dtype != bool else heads
+        if exclude_heads and head_px.any():
+            mask &= ~ndi.binary_dilation(head_px)
+    if head_length is None:
+        head_length = estimate_head_length(heads) or p.default_head_length_px
+    if not np.isfinite(head_length) or head_length <= 0:
+        raise SpermInputError(
+            f"head_length must be a positive number of pixels, got {head_length}."
+        )
+    if not mask.any():
+        return mask
+    width, _ = tail_scales(float(head_length), p)
+    return _component_filter(mask, skeletonize(mask), width, float(head_length), p)
+
+
+def tail_mask_net(
+    image: np.ndarray,
+    heads: np.ndarray | None = None,
+    *,
+    head_length: float | None = None,
+    params: TailMaskParams | None = None,
+    finder=None,
+) -> np.ndarray:
+    """Binary mask of flagellum pixels in one frame, found by the tail network.
+
+    Parameters
+    ----------
+    image : array
+        ``(H, W)`` grey or ``(H, W, 3)`` RGB frame, any real dtype.
+    heads, head_length, params
+        As :func:`tail_mask_from_probability`.
+    finder : TailFinder, optional
+        A loaded tail network (:func:`~.tailnet.load_tail_net`); default: the shipped one.
+
+    Returns
+    -------
+    (H, W) bool array
+        True on flagellum pixels, False elsewhere, heads included.
+    """
+    from .tailnet import load_tail_net
+
+    as_grey(image)  # the same input checks and messages as the ridge filter
+    finder = finder or load_tail_net(device="cpu")
+    prob = finder.probability(image)
+    return tail_mask_from_probability(
+        prob,
+        heads,
+        head_length=head_length,
+        params=params,
+        threshold=finder.threshold,
+        low_threshold=finder.low_threshold,
+    )

@@ -1,0 +1,137 @@
+"""Tail probability maps from the tail network, and loading its weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...detection.device import resolve_device
+from ...detection.normalize import normalize_frame
+from ...io.errors import SpermInputError
+from .model import MULTIPLE, TailNet
+
+__all__ = [
+    "DEFAULT_TAIL_WEIGHTS",
+    "TAIL_WEIGHTS_FORMAT",
+    "TailFinder",
+    "load_tail_net",
+    "probability_from_normalised",
+    "save_tail_net",
+]
+
+DEFAULT_TAIL_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "tailnet.pt"
+TAIL_WEIGHTS_FORMAT = "napari-sperm-tailnet"
+TILE = 1024
+MARGIN = 64
+
+
+def _bad(path: Path, why: str) -> SpermInputError:
+    return SpermInputError(
+        f"Cannot load tail-network weights {path}: {why}. Leave the tail network unset to use the "
+        "one shipped with napari-sperm, or use --tail-finder ridge."
+    )
+
+
+@torch.no_grad()
+def _logits(model: TailNet, x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return model(x)[..., :h, :w]
+
+
+@torch.no_grad()
+def probability_from_normalised(
+    model: TailNet, image: np.ndarray, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """Tail probability ``(H, W)`` float32 of a frame already normalised to ``(3, H, W)``.
+
+    Frames larger than 1024 px on a side run in overlapping tiles (64 px margins), so memory stays
+    bounded; each tile contributes only its core.
+    """
+    _, H, W = image.shape
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) - 0.5
+    out = np.empty((H, W), np.float32)
+    dev = torch.device(device)
+    use_amp = dev.type == "cuda"
+    for y0 in range(0, H, TILE):
+        for x0 in range(0, W, TILE):
+            a0, b0 = max(0, y0 - MARGIN), max(0, x0 - MARGIN)
+            a1, b1 = min(H, y0 + TILE + MARGIN), min(W, x0 + TILE + MARGIN)
+            tile = x[None, :, a0:a1, b0:b1].to(dev)
+            with torch.autocast("cuda", enabled=use_amp):
+                logit = _logits(model, tile)
+            prob = torch.sigmoid(logit.float())[0, 0].cpu().numpy()
+            ye, xe = min(H, y0 + TILE), min(W, x0 + TILE)
+            out[y0:ye, x0:xe] = prob[y0 - a0 : ye - a0, x0 - b0 : xe - b0]
+    return out
+
+
+def save_tail_net(model: TailNet, path: str | Path, config: dict) -> None:
+    """Write weights in the shipped format (fp16 tensors, ``config`` with ``arch``)."""
+    from ...io.atomic import atomic_write
+
+    ckpt = {
+        "format": TAIL_WEIGHTS_FORMAT,
+        "version": 1,
+        "config": config,
+        "state_dict": {
+            k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
+        },
+    }
+    with atomic_write(path, "wb") as fh:
+        torch.save(ckpt, fh)
+
+
+class TailFinder:
+    """A loaded tail network on one device (see :func:`load_tail_net`)."""
+
+    def __init__(self, model: TailNet, config: dict, device: torch.device, path: Path | None):
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = device
+        self.path = path
+        self.threshold = float(config.get("threshold", 0.5))
+        low = config.get("low_threshold")
+        self.low_threshold = None if low is None else float(low)
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        """Tail probability ``(H, W)`` float32 of one grey or RGB frame of any real dtype."""
+        return probability_from_normalised(self.model, normalize_frame(image), self.device)
+
+
+_CACHE: dict[tuple[str, float, str], TailFinder] = {}
+
+
+def load_tail_net(weights: str | Path | None = None, device: str = "auto") -> TailFinder:
+    """Load the tail network (``None``: the one shipped with the package); cached per file."""
+    path = Path(weights) if weights is not None else DEFAULT_TAIL_WEIGHTS
+    dev = resolve_device(device)
+    if not path.is_file():
+        raise _bad(path, "no such file" if not path.exists() else "not a file")
+    key = (str(path.resolve()), path.stat().st_mtime, str(dev))
+    if key in _CACHE:
+        return _CACHE[key]
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _bad(path, f"not a readable weights file ({type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != TAIL_WEIGHTS_FORMAT:
+        raise _bad(path, f"not a {TAIL_WEIGHTS_FORMAT} file")
+    if ckpt.get("version") != 1:
+        raise _bad(path, f"unsupported version {ckpt.get('version')!r}")
+    config = dict(ckpt.get("config") or {})
+    try:
+        model = TailNet(**config.get("arch", {}))
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        )
+    except Exception as exc:
+        raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
+    finder = TailFinder(model, config, dev, path)
+    _CACHE[key] = finder
+    return finder
