@@ -12,7 +12,6 @@ import torch
 from napari_sperm.cli import main
 from napari_sperm.detection import FrameDetections
 from napari_sperm.io.errors import SpermInputError
-from napari_sperm.segmentation import TailMaskParams
 from napari_sperm.segmentation.segment import segment
 from napari_sperm.segmentation.tail_mask import tail_mask
 from napari_sperm.segmentation.tail_net_mask import tail_mask_from_probability, tail_mask_net
