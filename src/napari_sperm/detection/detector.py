@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.errors import SpermInputError
+from ..io.weights import read_weights
 from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
@@ -52,22 +53,9 @@ def load_detector(weights: str | Path | None = None, device: str = "auto") -> De
     """Load a detector from a weights file (``None``: the default shipped with the package)."""
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     dev = resolve_device(device)
-    if not path.is_file():
-        raise _bad(path, "no such file" if not path.exists() else "not a file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise _bad(path, f"not a readable weights file ({type(exc).__name__})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != WEIGHTS_FORMAT:
-        raise _bad(path, f"not a {WEIGHTS_FORMAT} file")
-    if ckpt.get("version") != 1:
-        raise _bad(path, f"unsupported version {ckpt.get('version')!r}")
-    config = dict(ckpt.get("config") or {})
+    config, state = read_weights(path, WEIGHTS_FORMAT, _bad)
     try:
         model = SpermNet(**config.get("arch", {}))
-        state = {
-            k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
-        }
         model.load_state_dict(state)
     except Exception as exc:
         raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ...detection.device import resolve_device
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
+from ...io.weights import read_weights
 from .model import MULTIPLE, TailNet
 
 __all__ = [
@@ -116,20 +117,10 @@ def load_tail_net(weights: str | Path | None = None, device: str = "auto") -> Ta
     key = (str(path.resolve()), path.stat().st_mtime, str(dev))
     if key in _CACHE:
         return _CACHE[key]
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise _bad(path, f"not a readable weights file ({type(exc).__name__})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != TAIL_WEIGHTS_FORMAT:
-        raise _bad(path, f"not a {TAIL_WEIGHTS_FORMAT} file")
-    if ckpt.get("version") != 1:
-        raise _bad(path, f"unsupported version {ckpt.get('version')!r}")
-    config = dict(ckpt.get("config") or {})
+    config, state = read_weights(path, TAIL_WEIGHTS_FORMAT, _bad)
     try:
         model = TailNet(**config.get("arch", {}))
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-        )
+        model.load_state_dict(state)
     except Exception as exc:
         raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
     finder = TailFinder(model, config, dev, path)
