@@ -99,33 +99,25 @@ def main() -> None:
     def parse_mix(text: str) -> dict | None:
         return {k: float(v) for k, v in (i.split("=") for i in text.split(",") if i)} or None
 
-    stages = []
-    if a.init:
-        model = load_tail_net(a.init, device="cpu").model
-    else:
-        model, report = train_tail_net(
-            cache,
-            val,
-            steps=a.steps,
-            batch=a.batch,
-            size=a.crop,
-            lr=a.lr,
-            val_every=a.val_every,
-            mix=parse_mix(a.mix),
-            log=log,
-        )
-        stages.append(report)
+    # (steps, lr, seed, mix) per stage; --init replaces stage 1 by a trained network
+    plan = [] if a.init else [(a.steps, a.lr, 0, a.mix)]
     if a.stage2_steps > 0:
+        plan.append((a.stage2_steps, a.stage2_lr, 1, a.stage2_mix))
+    if not plan:
+        ap.error("nothing to train: --init with --stage2-steps 0")
+    model = load_tail_net(a.init, device="cpu").model if a.init else None
+    stages = []
+    for steps, lr, seed, mix in plan:
         model, report = train_tail_net(
             cache,
             val,
-            steps=a.stage2_steps,
+            steps=steps,
             batch=a.batch,
             size=a.crop,
-            lr=a.stage2_lr,
-            seed=1,
+            lr=lr,
+            seed=seed,
             val_every=a.val_every,
-            mix=parse_mix(a.stage2_mix),
+            mix=parse_mix(mix),
             init=model,
             log=log,
         )

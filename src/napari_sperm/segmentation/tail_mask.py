@@ -24,10 +24,51 @@ from ..detection.normalize import normalize_frame
 from ..io.errors import SpermInputError
 from .params import TailMaskParams
 
-__all__ = ["as_grey", "estimate_head_length", "ridge_strength", "tail_mask", "tail_scales"]
+__all__ = [
+    "as_grey",
+    "check_frame",
+    "estimate_head_length",
+    "resolve_heads",
+    "ridge_strength",
+    "tail_mask",
+    "tail_scales",
+]
 
 _MAX_SAMPLES = 60_000
 _WORKERS = 2
+
+
+def check_frame(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check that ``image`` is one grey or colour frame a tail finder can work on.
+
+    Returns the frame as an array and, for float frames, its finiteness mask (None otherwise).
+
+    Raises
+    ------
+    SpermInputError
+        As :func:`as_grey`.
+    """
+    img = np.asarray(image)
+    if img.dtype == object or not (np.issubdtype(img.dtype, np.number) or img.dtype == bool):
+        raise SpermInputError(
+            f"Cannot segment an image of type {img.dtype}: give a numeric grey or RGB frame."
+        )
+    if np.iscomplexobj(img):
+        raise SpermInputError("Cannot segment a complex-valued image: give its magnitude.")
+    colour = img.ndim == 3 and img.shape[-1] in (1, 3, 4)
+    if img.ndim != 2 and not colour:
+        raise SpermInputError(
+            f"Cannot segment an image of shape {img.shape}: give one 2-D grey (H, W) or RGB "
+            "(H, W, 3) frame; split stacks into frames first."
+        )
+    if img.shape[0] < 3 or img.shape[1] < 3:
+        raise SpermInputError(
+            f"Cannot segment an image of shape {img.shape}: it needs at least 3x3 pixels."
+        )
+    finite = np.isfinite(img) if img.dtype.kind == "f" else None
+    if finite is not None and not finite.any():
+        raise SpermInputError("Cannot segment an image with no finite pixels (all NaN/inf).")
+    return img, finite
 
 
 def as_grey(image: np.ndarray) -> np.ndarray:
@@ -51,26 +92,7 @@ def as_grey(image: np.ndarray) -> np.ndarray:
         For anything that is not one 2-D grey or 3-channel frame, an empty frame, or a frame without
         finite pixels.
     """
-    img = np.asarray(image)
-    if img.dtype == object or not (np.issubdtype(img.dtype, np.number) or img.dtype == bool):
-        raise SpermInputError(
-            f"Cannot segment an image of type {img.dtype}: give a numeric grey or RGB frame."
-        )
-    if np.iscomplexobj(img):
-        raise SpermInputError("Cannot segment a complex-valued image: give its magnitude.")
-    colour = img.ndim == 3 and img.shape[-1] in (1, 3, 4)
-    if img.ndim != 2 and not colour:
-        raise SpermInputError(
-            f"Cannot segment an image of shape {img.shape}: give one 2-D grey (H, W) or RGB "
-            "(H, W, 3) frame; split stacks into frames first."
-        )
-    if img.shape[0] < 3 or img.shape[1] < 3:
-        raise SpermInputError(
-            f"Cannot segment an image of shape {img.shape}: it needs at least 3x3 pixels."
-        )
-    finite = np.isfinite(img) if img.dtype.kind == "f" else None
-    if finite is not None and not finite.any():
-        raise SpermInputError("Cannot segment an image with no finite pixels (all NaN/inf).")
+    img, finite = check_frame(image)
     grey = normalize_frame(img).mean(axis=0)
     if finite is not None and not finite.all():
         bad = ~finite if finite.ndim == 2 else ~finite[..., :3].all(axis=-1)
@@ -89,6 +111,40 @@ def estimate_head_length(heads: np.ndarray | None) -> float | None:
         if s is not None
     ]
     return float(np.median(sides)) if sides else None
+
+
+def resolve_heads(
+    heads: np.ndarray | None,
+    shape: tuple[int, int],
+    head_length: float | None,
+    params: TailMaskParams,
+) -> tuple[np.ndarray | None, float]:
+    """Head pixels (or None) and the head length used by both tail finders.
+
+    ``heads`` must have the frame's ``shape``; without ``head_length`` it is estimated from the
+    heads, else ``params.default_head_length_px``.
+
+    Raises
+    ------
+    SpermInputError
+        For heads of another shape or a head length that is not a positive number.
+    """
+    head_px = None
+    if heads is not None:
+        heads = np.asarray(heads)
+        if heads.shape != shape:
+            raise SpermInputError(
+                f"heads has shape {heads.shape} but the image is {shape}: give a head label "
+                "image or mask of the image's size."
+            )
+        head_px = heads > 0 if heads.dtype != bool else heads
+    if head_length is None:
+        head_length = estimate_head_length(heads) or params.default_head_length_px
+    if not np.isfinite(head_length) or head_length <= 0:
+        raise SpermInputError(
+            f"head_length must be a positive number of pixels, got {head_length}."
+        )
+    return head_px, float(head_length)
 
 
 def tail_scales(head_length: float, params: TailMaskParams) -> tuple[float, list[float]]:
@@ -411,21 +467,7 @@ def tail_mask(
     """
     p = params or TailMaskParams()
     grey = as_grey(image)
-    head_px = None
-    if heads is not None:
-        heads = np.asarray(heads)
-        if heads.shape != grey.shape:
-            raise SpermInputError(
-                f"heads has shape {heads.shape} but the image is {grey.shape}: give a head label "
-                "image or mask of the image's size."
-            )
-        head_px = heads > 0 if heads.dtype != bool else heads
-    if head_length is None:
-        head_length = estimate_head_length(heads) or p.default_head_length_px
-    if not np.isfinite(head_length) or head_length <= 0:
-        raise SpermInputError(
-            f"head_length must be a positive number of pixels, got {head_length}."
-        )
+    head_px, head_length = resolve_heads(heads, grey.shape, head_length, p)
     width, sigmas = tail_scales(float(head_length), p)
     if float(grey.max() - grey.min()) < 1e-6:
         return np.zeros(grey.shape, bool)

@@ -19,7 +19,7 @@ from skimage.morphology import skeletonize
 
 from ..io.errors import SpermInputError
 from .params import TailMaskParams
-from .tail_mask import _component_filter, as_grey, estimate_head_length, tail_scales
+from .tail_mask import _component_filter, check_frame, resolve_heads, tail_scales
 
 __all__ = ["tail_mask_from_probability", "tail_mask_net"]
 
@@ -70,27 +70,13 @@ def tail_mask_from_probability(
         mask = apply_hysteresis_threshold(prob, low_threshold, threshold)
     else:
         mask = prob >= threshold
-    head_px = None
-    if heads is not None:
-        heads = np.asarray(heads)
-        if heads.shape != prob.shape:
-            raise SpermInputError(
-                f"heads has shape {heads.shape} but the image is {prob.shape}: give a head label "
-                "image or mask of the image's size."
-            )
-        head_px = heads > 0 if heads.dtype != bool else heads
-        if exclude_heads and head_px.any():
-            mask &= ~ndi.binary_dilation(head_px)
-    if head_length is None:
-        head_length = estimate_head_length(heads) or p.default_head_length_px
-    if not np.isfinite(head_length) or head_length <= 0:
-        raise SpermInputError(
-            f"head_length must be a positive number of pixels, got {head_length}."
-        )
+    head_px, head_length = resolve_heads(heads, prob.shape, head_length, p)
+    if exclude_heads and head_px is not None and head_px.any():
+        mask &= ~ndi.binary_dilation(head_px)
     if not mask.any():
         return mask
-    width, _ = tail_scales(float(head_length), p)
-    return _component_filter(mask, skeletonize(mask), width, float(head_length), p)
+    width, _ = tail_scales(head_length, p)
+    return _component_filter(mask, skeletonize(mask), width, head_length, p)
 
 
 def tail_mask_net(
@@ -119,7 +105,7 @@ def tail_mask_net(
     """
     from .tailnet import load_tail_net
 
-    as_grey(image)  # the same input checks and messages as the ridge filter
+    check_frame(image)  # the same input checks and messages as the ridge filter
     finder = finder or load_tail_net(device="cpu")
     prob = finder.probability(image)
     return tail_mask_from_probability(
