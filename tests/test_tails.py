@@ -184,6 +184,25 @@ def test_three_tails_through_one_point():
     assert len(res.tails) == 3 and iou.min() > 0.7
 
 
+@pytest.mark.parametrize("thickness", [2, 3])
+def test_thick_diagonal_tail_keeps_its_head_end(thickness):
+    """Plain Zhang-Suen thinning ate a diagonal band two pixels thick away from its tip, so the
+    skeleton stopped tens of pixels short of the head and the tail went unpaired."""
+    shape = (140, 140)
+    mask = np.zeros(shape, bool)
+    for k in range(20, 120):  # a 45-degree staircase band, ``thickness`` px across each row
+        mask[k, k : k + thickness] = True
+    heads = np.zeros(shape, np.int32)
+    heads[_ellipse(shape, (12, 12), (0.7071, 0.7071), 9, 5)] = 1
+    res = cluster_tails(mask, heads)
+    assert len(res.tails) == 1
+    t = res.tails[0]
+    assert t.head == 1
+    ends = t.centreline[[0, -1]]
+    assert np.hypot(*(ends[0] - (20, 20))) < 4, ends
+    assert np.hypot(*(ends[1] - (119, 119 + thickness - 1))) < 4, ends
+
+
 def test_two_tails_from_heads_share_a_stem():
     # Two heads side by side; their tails converge and run together. One-to-one matching gives the
     # stem to one tail only; the tail that starts at the other head must share it.

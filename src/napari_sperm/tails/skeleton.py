@@ -71,7 +71,9 @@ def _ring_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n, ne, e, se, s, sw, w, nw = p
         b = sum(p)
         a = sum(1 for k in range(8) if p[k] == 0 and p[(k + 1) % 8] == 1)
-        if 2 <= b <= 6 and a == 1:
+        # Lu & Wang's variant of Zhang-Suen: a pixel needs three set neighbours (not two) to be
+        # deleted, so a diagonal line two pixels thick is not eaten away from its tip.
+        if 3 <= b <= 6 and a == 1:
             sub1[code] = n * e * s == 0 and e * s * w == 0
             sub2[code] = n * e * w == 0 and n * s * w == 0
         # 8-connected groups among the set neighbours: ring neighbours k, k+1 always touch;
@@ -111,7 +113,8 @@ def _codes(img: np.ndarray, idx: np.ndarray, offs: np.ndarray) -> np.ndarray:
 def thin(frame: Frame, fg: np.ndarray) -> np.ndarray:
     """Thin foreground pixels to an 8-connected, 1-px skeleton.
 
-    Zhang-Suen thinning (two parallel sub-iterations until stable), then staircase corners whose
+    Zhang-Suen thinning with Lu & Wang's deletion rule (two parallel sub-iterations until stable;
+    plain Zhang-Suen erases diagonal lines two pixels thick from the tip inwards), then staircase corners whose
     removal keeps the skeleton connected are removed one by one, so every skeleton pixel inside a
     piece has exactly two neighbours.
 
