@@ -203,6 +203,26 @@ def test_thick_diagonal_tail_keeps_its_head_end(thickness):
     assert np.hypot(*(ends[1] - (119, 119 + thickness - 1))) < 4, ends
 
 
+def test_path_jumps_a_gap_into_a_junction():
+    """A tail that the mask loses just before a junction: beyond the gap its continuation meets a
+    branch there, so the rest is one headless chain (continuation + branch) that no gap bridge
+    between chain ends can reach. The path from the head jumps the gap and goes on straight."""
+    shape = (200, 260)
+    near = _line(shape, (100, 24), (100, 100), 3)
+    far = _line(shape, (100, 114), (100, 240), 3)
+    u = np.array([-np.sin(np.radians(35)), np.cos(np.radians(35))])
+    branch = _line(shape, (100, 114), np.array([100, 114]) + 70 * u, 3)
+    heads = np.zeros(shape, np.int32)
+    heads[_ellipse(shape, (100, 13), (0, 1), 10, 6)] = 1
+    res = cluster_tails(near | far | branch, heads)
+    paired = [t for t in res.tails if t.head == 1]
+    assert len(paired) == 1
+    c = paired[0].centreline
+    assert np.hypot(*(c[0] - (100, 24))) < 5, c[0]
+    assert np.hypot(*(c[-1] - (100, 240))) < 5, c[-1]
+    assert any(m.reason == "gap jump" and m.accepted for m in res.merges)
+
+
 def test_two_tails_from_heads_share_a_stem():
     # Two heads side by side; their tails converge and run together. One-to-one matching gives the
     # stem to one tail only; the tail that starts at the other head must share it.

@@ -267,6 +267,8 @@ def iter_cluster_tails(
             lateral_weight=p.lateral_weight_deg,
             max_lateral=p.max_lateral,
             share_cost=p.share_cost_deg,
+            gap_len=gap_len,
+            gap_max_bend=p.gap_max_bend_deg,
         )  # fmt: skip
         rest_hubs, rest_cand = _without_paths(hubs, cand, paths, n_heads)
         partner, rest_dec = match_hubs(

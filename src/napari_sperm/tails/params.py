@@ -62,10 +62,10 @@ class Con2DisParams:
     """Longest stem (x ``w``) that two tails may share in a shallow crossing."""
 
     # Distance (gap bridging)
-    gap_length: float = 12.0
+    gap_length: float = 18.0
     """Free tail ends closer than this (x ``w``, at least 4 px) may be bridged. Long enough to carry
     a tail across a head it passes under (about ten tail widths) or a faint stretch the tail finder
-    missed; the bend limit keeps unrelated ends apart."""
+    missed (brightfield tails fade in places); the bend limit keeps unrelated ends apart."""
     gap_max_bend_deg: float = 35.0
     """A bridge must leave and enter both ends within this angle of their directions."""
 

@@ -30,7 +30,9 @@ class MergeDecision:
         Matching cost (degrees; bend plus sideways offset); lower is better.
     accepted : bool
     reason : str
-        ``"through junction"``, ``"pass through"``, ``"gap bridge"``, or ``"rejected: ..."``.
+        ``"through junction"``, ``"pass through"``, ``"gap bridge"``, ``"head path"``,
+        ``"shared stretch"``, ``"gap jump"`` (a path from a head jumping a gap), or
+        ``"rejected: ..."``.
     position : (float, float)
         ``(row, col)`` where the decision was taken (midpoint of the two ends).
     """

@@ -6,7 +6,9 @@ fitted over its last several tail widths (not over the short piece between two j
 direction is noise in a pile-up), and against the direction of the exit fitted over the same length
 ahead — looking through short pieces to the hubs beyond them. Paths may share pieces (two tails that
 run together), at a cost; a path never runs into another tail's head or back along another head's
-path.
+path. Where a path finds no way on (a free end, or a hub none of whose exits fits), it may jump a
+gap to a piece end that lies ahead in line with it: a stretch the tail finder missed, a crossing
+whose pixels it lost, a head the tail passes under.
 
 All paths advance together, best-first: the cheapest pending decision of any path is taken first, so
 where two paths meet at a hub, the one that continues straighter picks its exit first and the other
@@ -21,8 +23,9 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from .direction import EndFits
+from .direction import EndFits, angle_deg
 from .merge import Chain, Hubs, continuation_cost
 from .results import MergeDecision
 from .skeleton import SkeletonGraph
@@ -83,6 +86,8 @@ def trace_from_heads(
     lateral_weight: float,
     max_lateral: float,
     share_cost: float,
+    gap_len: float = 0.0,
+    gap_max_bend: float = 35.0,
 ) -> tuple[list[Chain], list[int], list[MergeDecision]]:
     """Trace one path per head start through the skeleton graph.
 
@@ -100,6 +105,14 @@ def trace_from_heads(
         As for the matching through hubs.
     share_cost : float
         Extra cost (deg) of continuing into a piece another path already uses.
+    gap_len : float
+        Largest gap in pixels a path may jump where it finds no way on: from a free end, or from a
+        hub none of whose exits fits, to the end of a piece within this distance (also one that
+        starts at a junction, which the gap bridging of whole chains cannot reach). A jump may
+        cross a head the tail passes under, but never lands on the end where another head's tail
+        starts. 0 disables it.
+    gap_max_bend : float
+        Largest angle (degrees) between the path's direction, the jump and the piece it lands on.
 
     Returns
     -------
@@ -128,6 +141,10 @@ def trace_from_heads(
     def hub_of(end: int) -> int:
         c = g.end_cluster[end // 2, end % 2]
         return -1 if c < 0 else int(hubs.hub_of_cluster[c])
+
+    ordinary = np.flatnonzero(hubs.role == 0)
+    jump_ends = np.stack([2 * ordinary, 2 * ordinary + 1], axis=1).ravel()
+    jump_tree = cKDTree(fits.point[jump_ends]) if gap_len > 0 and jump_ends.size else None
 
     paths: list[_Path] = []
     for k, (e, h) in enumerate(starts):
@@ -188,17 +205,55 @@ def trace_from_heads(
         pts = run[n_skip : n_skip + n_fit] if len(run) - n_skip >= 3 else run[:n_fit]
         return _fit(pts)
 
+    def jump(k: int, h: int):
+        """Cheapest jump across a gap for path k: (cost, landing end, bend, shared, "gap")."""
+        path = paths[k]
+        f = path.front
+        if jump_tree is None:
+            return None
+        pf = fits.point[f]
+        near = jump_tree.query_ball_point(pf, gap_len)
+        if not near:
+            return None
+        _, u = path_fit(path)
+        if not u.any():
+            return None
+        best = None
+        for x in jump_ends[near].tolist():
+            if x // 2 in path.pieces or forbidden(x, k) or (h >= 0 and hub_of(x) == h):
+                continue
+            vec = fits.point[x] - pf
+            dist = float(np.hypot(*vec))
+            into = -fits.direction[x]
+            bend = float(angle_deg(u[None], into[None])[0])
+            worst = bend
+            if dist >= 1.0:
+                dv = (vec / dist)[None]
+                worst = max(
+                    bend, float(angle_deg(u[None], dv)[0]), float(angle_deg(into[None], dv)[0])
+                )
+            if worst > gap_max_bend:
+                continue
+            shared = any(j != k for j in entered.get(x // 2, {}))
+            cost = worst + 10.0 * dist / width + (share_cost if shared else 0.0)
+            if best is None or cost < best[0]:
+                best = (cost, x, bend, shared, "gap")
+        return best
+
     def decide(k: int):
-        """Best exit for path k at its front hub: (cost, exit end, bend, shared) or None."""
+        """Best way on for path k: (cost, entry end, bend, shared, kind) or None.
+
+        ``kind`` is ``"hub"`` for an exit of the hub at the path's front, ``"gap"`` for a jump
+        across a gap (only where no exit fits)."""
         path = paths[k]
         f = path.front
         h = hub_of(f)
         if h < 0:
-            return None
+            return jump(k, h)
         ends = hubs.ends.get(h, ())
         cands = [x for x in ends if x != f and x // 2 not in path.pieces and not forbidden(x, k)]
         if not cands:
-            return None
+            return jump(k, h)
         through = len(ends) == 2
         c1, u = path_fit(path)
         best = None
@@ -220,8 +275,8 @@ def trace_from_heads(
                 bx = (0.0, 0.0)
             eff = bx[0] + (share_cost if shared else 0.0)
             if best is None or eff < best[0]:
-                best = (eff, x, bx[1], shared)
-        return best
+                best = (eff, x, bx[1], shared, "hub")
+        return best if best is not None else jump(k, h)
 
     heap: list[tuple[float, int, int]] = []
     seq = 0
@@ -239,12 +294,12 @@ def trace_from_heads(
             heapq.heappush(heap, (d[0], seq, k))
             seq += 1
             continue
-        eff, x, bend, shared = d
+        eff, x, bend, shared, kind = d
         path = paths[k]
         f = path.front
         p, fwd = x // 2, x % 2 == 0
         path.steps.append((p, fwd))
-        path.links.append(("hub", hub_of(f)))
+        path.links.append(("hub", hub_of(f)) if kind == "hub" else ("gap", None))
         path.pts.append(piece_pts(p, fwd))
         path.pieces.add(p)
         entered.setdefault(p, {})[k] = x
@@ -254,7 +309,7 @@ def trace_from_heads(
             MergeDecision(
                 (f // 2, p), (f % 2, x % 2),
                 float(np.hypot(*(fits.point[f] - fits.point[x]))), float(bend), float(eff), True,
-                "shared stretch" if shared else "head path",
+                "gap jump" if kind == "gap" else "shared stretch" if shared else "head path",
                 (float(mid[0]), float(mid[1])),
             )
         )  # fmt: skip
