@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.errors import SpermInputError
-from ..io.weights import read_weights
+from ..io.weights import read_model
 from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
@@ -53,12 +53,7 @@ def load_detector(weights: str | Path | None = None, device: str = "auto") -> De
     """Load a detector from a weights file (``None``: the default shipped with the package)."""
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     dev = resolve_device(device)
-    config, state = read_weights(path, WEIGHTS_FORMAT, _bad)
-    try:
-        model = SpermNet(**config.get("arch", {}))
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
+    config, model = read_model(path, WEIGHTS_FORMAT, _bad, SpermNet)
     return Detector(model, config, dev, path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["read_weights"]
+__all__ = ["read_weights", "read_model"]
 
 
 def read_weights(path: Path, fmt: str, bad: Callable[[Path, str], Exception]) -> tuple[dict, dict]:
@@ -44,3 +44,23 @@ def read_weights(path: Path, fmt: str, bad: Callable[[Path, str], Exception]) ->
         raise bad(path, "no state_dict in the file")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return dict(ckpt.get("config") or {}), state
+
+
+def read_model(
+    path: Path, fmt: str, bad: Callable[[Path, str], Exception], model_cls: Callable[..., object]
+) -> tuple[dict, object]:
+    """:func:`read_weights`, then build ``model_cls(**config["arch"])`` and load the weights into it.
+
+    Returns
+    -------
+    config : dict
+    model : torch.nn.Module
+        On the CPU, in whatever mode ``model_cls`` builds it.
+    """
+    config, state = read_weights(path, fmt, bad)
+    try:
+        model = model_cls(**config.get("arch", {}))
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
+    return config, model

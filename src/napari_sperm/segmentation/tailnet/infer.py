@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ...detection.device import resolve_device
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
-from ...io.weights import read_weights
+from ...io.weights import read_model
 from .model import MULTIPLE, TailNet
 
 __all__ = [
@@ -117,12 +117,7 @@ def load_tail_net(weights: str | Path | None = None, device: str = "auto") -> Ta
     key = (str(path.resolve()), path.stat().st_mtime, str(dev))
     if key in _CACHE:
         return _CACHE[key]
-    config, state = read_weights(path, TAIL_WEIGHTS_FORMAT, _bad)
-    try:
-        model = TailNet(**config.get("arch", {}))
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise _bad(path, f"weights do not fit the network ({type(exc).__name__})") from exc
+    config, model = read_model(path, TAIL_WEIGHTS_FORMAT, _bad, TailNet)
     finder = TailFinder(model, config, dev, path)
     _CACHE[key] = finder
     return finder
