@@ -33,6 +33,7 @@ __all__ = [
     "build_chains",
     "bridge_gaps",
     "extend_from_heads",
+    "gap_angles",
 ]
 
 
@@ -378,6 +379,32 @@ def build_chains(g: SkeletonGraph, hubs: Hubs, partner: np.ndarray) -> list[Chai
     return chains
 
 
+def gap_angles(
+    out_dir: np.ndarray, start: np.ndarray, end: np.ndarray, into_dir: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angles of crossing a gap from ``start`` (leaving along ``out_dir``) to ``end`` (going on
+    along ``into_dir``), row-wise over ``(n, 2)`` arrays.
+
+    Returns
+    -------
+    worst : (n,) float
+        Largest of: the bend from ``out_dir`` to ``into_dir``, and (for gaps of 1 px or more) the
+        angles of ``out_dir`` and of ``into_dir`` to the gap itself.
+    bend : (n,) float
+        Bend from ``out_dir`` to ``into_dir`` (degrees).
+    dist : (n,) float
+        Gap length in pixels.
+    """
+    v = end - start
+    dist = np.hypot(v[:, 0], v[:, 1])
+    u = v / np.maximum(dist, 1e-9)[:, None]
+    short = dist < 1.0
+    leave = np.where(short, 0.0, angle_deg(out_dir, u))
+    enter = np.where(short, 0.0, angle_deg(into_dir, u))
+    bend = angle_deg(out_dir, into_dir)
+    return np.maximum(np.maximum(leave, enter), bend), bend, dist
+
+
 def bridge_gaps(
     chains: list[Chain],
     fits: EndFits,
@@ -425,14 +452,9 @@ def bridge_gaps(
     if a.size == 0:
         return chains, []
     ea, eb = term[a], term[b]
-    v = fits.point[eb] - fits.point[ea]
-    dist = np.hypot(v[:, 0], v[:, 1])
-    u = v / np.maximum(dist, 1e-9)[:, None]
-    short = dist < 1.0
-    leave = np.where(short, 0.0, angle_deg(fits.direction[ea], u))
-    enter = np.where(short, 0.0, angle_deg(fits.direction[eb], -u))
-    bend = angle_deg(fits.direction[ea], -fits.direction[eb])
-    worst = np.maximum(np.maximum(leave, enter), bend)
+    worst, bend, dist = gap_angles(
+        fits.direction[ea], fits.point[ea], fits.point[eb], -fits.direction[eb]
+    )
     cost = worst + 10.0 * dist / width
     decisions: list[MergeDecision] = []
     uf = _UnionFind(len(chains))

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .direction import EndFits, angle_deg
-from .merge import Chain, Hubs, continuation_cost
+from .direction import EndFits
+from .merge import Chain, Hubs, continuation_cost, gap_angles
 from .results import MergeDecision
 from .skeleton import SkeletonGraph
 
@@ -218,26 +218,30 @@ def trace_from_heads(
         _, u = path_fit(path)
         if not u.any():
             return None
+        xs = np.array(
+            [
+                x
+                for x in jump_ends[near].tolist()
+                if x // 2 not in path.pieces
+                and not forbidden(x, k)
+                and not (h >= 0 and hub_of(x) == h)
+            ],
+            np.int64,
+        )
+        if xs.size == 0:
+            return None
+        n = xs.size
+        worst, bend, dist = gap_angles(
+            np.broadcast_to(u, (n, 2)), np.broadcast_to(pf, (n, 2)), fits.point[xs],
+            -fits.direction[xs],
+        )  # fmt: skip
         best = None
-        for x in jump_ends[near].tolist():
-            if x // 2 in path.pieces or forbidden(x, k) or (h >= 0 and hub_of(x) == h):
-                continue
-            vec = fits.point[x] - pf
-            dist = float(np.hypot(*vec))
-            into = -fits.direction[x]
-            bend = float(angle_deg(u[None], into[None])[0])
-            worst = bend
-            if dist >= 1.0:
-                dv = (vec / dist)[None]
-                worst = max(
-                    bend, float(angle_deg(u[None], dv)[0]), float(angle_deg(into[None], dv)[0])
-                )
-            if worst > gap_max_bend:
-                continue
+        for i in np.flatnonzero(worst <= gap_max_bend).tolist():
+            x = int(xs[i])
             shared = any(j != k for j in entered.get(x // 2, {}))
-            cost = worst + 10.0 * dist / width + (share_cost if shared else 0.0)
+            cost = float(worst[i] + 10.0 * dist[i] / width) + (share_cost if shared else 0.0)
             if best is None or cost < best[0]:
-                best = (cost, x, bend, shared, "gap")
+                best = (cost, x, float(bend[i]), shared, "gap")
         return best
 
     def decide(k: int):
