@@ -4,7 +4,10 @@ For each box (:func:`head_masks`): the background level is the median of a ring 
 head level a high percentile of the contrast inside the box's inner ellipse, and the head is every
 pixel past ``level_fraction`` of the way from background to head, in the slightly enlarged box,
 after a light smoothing scaled to the box. The piece at the box centre is kept, holes filled, and
-thin attachments (the tail's midpiece) are opened away.
+thin attachments (the tail's midpiece) are opened away. A head the threshold cuts in two (a lighter
+band across a phase-contrast head, or the edge of a head lying over it) is put back together: every
+other piece lying mostly inside the ellipse inscribed in the box joins the centre piece, and the
+head is the convex hull of the pieces.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
 
 from ..io.errors import SpermInputError
 from ..synthetic.raster import CropMask
@@ -41,9 +45,9 @@ def _contrast_crop(
 ) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray] | None:
     """Smoothed, background-subtracted crop around one box (head positive).
 
-    Returns ``(contrast, offset, inner, inside)``: contrast of the crop, its (row, col) offset, the
-    inner-ellipse pixels and the enlarged-box pixels as bool arrays of the crop; None when the box
-    misses the frame.
+    Returns ``(contrast, offset, inner, inside, ellipse)``: contrast of the crop, its (row, col)
+    offset, and as bool arrays of the crop the inner-ellipse pixels, the enlarged-box pixels and the
+    pixels of the ellipse inscribed in the box; None when the box misses the frame.
     """
     x, y, w, h = (float(v) for v in box)
     ring = p.ring_ratio * max(w, h)
@@ -57,6 +61,7 @@ def _contrast_crop(
     yy += 0.5
     cx, cy = x + 0.5 * w, y + 0.5 * h
     inner = ((xx - cx) / (0.35 * w + 0.5)) ** 2 + ((yy - cy) / (0.35 * h + 0.5)) ** 2 <= 1.0
+    ellipse = ((xx - cx) / (0.5 * w + 0.5)) ** 2 + ((yy - cy) / (0.5 * h + 0.5)) ** 2 <= 1.0
     mx, my = p.margin_ratio * w, p.margin_ratio * h
     inside = (xx >= x - mx) & (xx <= x + w + mx) & (yy >= y - my) & (yy <= y + h + my)
     outside = ~inside
@@ -69,11 +74,19 @@ def _contrast_crop(
         p.polarity == "auto" and inner.any() and np.median(contrast[inner]) < 0
     ):
         contrast = -contrast
-    return contrast, (r0, c0), inner, inside
+    return contrast, (r0, c0), inner, inside, ellipse
 
 
-def _centre_piece(candidates: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The connected piece with most pixels in the inner ellipse (empty if none)."""
+def _head_pieces(
+    candidates: np.ndarray, inner: np.ndarray, ellipse: np.ndarray, inside_fraction: float
+) -> np.ndarray:
+    """The head's pixels among the thresholded candidates (empty if none).
+
+    The centre piece is the connected piece with most pixels in the inner ellipse. Every other piece
+    with at least ``inside_fraction`` of its pixels in the box's ellipse belongs to the same head
+    (cut off by a lighter band or by another head's edge); when there are such pieces the result is
+    the convex hull of them all, since a head is a convex blob.
+    """
     labels, n = ndi.label(candidates)
     if n == 0:
         return candidates
@@ -81,7 +94,17 @@ def _centre_piece(candidates: np.ndarray, inner: np.ndarray) -> np.ndarray:
     hits[0] = 0
     if hits.max() == 0:
         return np.zeros_like(candidates)
-    return labels == int(np.argmax(hits))
+    keep = np.zeros(n + 1, bool)
+    keep[int(np.argmax(hits))] = True
+    if inside_fraction <= 1:
+        size = np.bincount(labels.ravel(), minlength=n + 1)
+        in_ellipse = np.bincount(labels[ellipse], minlength=n + 1)
+        keep |= in_ellipse >= inside_fraction * size
+    keep[0] = False
+    piece = keep[labels]
+    if np.count_nonzero(keep) > 1:
+        piece = convex_hull_image(piece)
+    return piece
 
 
 def head_mask(grey: np.ndarray, box, params: HeadMaskParams | None = None) -> CropMask:
@@ -107,7 +130,7 @@ def head_mask(grey: np.ndarray, box, params: HeadMaskParams | None = None) -> Cr
     found = _contrast_crop(grey, box, p)
     if found is None:
         return CropMask.empty()
-    contrast, offset, inner, inside = found
+    contrast, offset, inner, inside, ellipse = found
     level = float(np.percentile(contrast[inner], p.head_percentile)) if inner.any() else 0.0
     if level <= 0:
         return CropMask.empty()
@@ -119,7 +142,7 @@ def head_mask(grey: np.ndarray, box, params: HeadMaskParams | None = None) -> Cr
         opened = ndi.binary_opening(cand, structure=_disk(radius))
         if (opened & inner).any():
             cand = opened
-    piece = ndi.binary_fill_holes(_centre_piece(cand, inner))
+    piece = ndi.binary_fill_holes(_head_pieces(cand, inner, ellipse, p.join_inside_fraction))
     if not piece.any():
         return CropMask.empty()
     rows = np.flatnonzero(piece.any(axis=1))

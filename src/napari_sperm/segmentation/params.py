@@ -150,6 +150,11 @@ class HeadMaskParams:
         Radius of the opening that cuts the attached tail, as a fraction of the box's shorter side.
     clip_to_box : bool
         Keep the mask inside the enlarged box only (True) or allow it anywhere in the crop.
+    join_inside_fraction : float
+        A thresholded piece besides the centre one joins the head when at least this fraction of its
+        pixels lies in the ellipse inscribed in the box; the head is then the convex hull of its
+        pieces. This mends heads cut in two by a lighter band or by the edge of a head lying over
+        them. A value above 1 keeps the centre piece only.
     """
 
     polarity: str = "auto"
@@ -162,9 +167,12 @@ class HeadMaskParams:
     head_percentile: float = 90.0
     open_ratio: float = 0.12
     clip_to_box: bool = True
+    join_inside_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
             raise ValueError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
         if not 0 < self.level_fraction < 1:
             raise ValueError(f"level_fraction must be in (0, 1), got {self.level_fraction}")
+        if not self.join_inside_fraction > 0:
+            raise ValueError(f"join_inside_fraction must be > 0, got {self.join_inside_fraction}")
