@@ -208,6 +208,23 @@ def test_malformed_file_loads_nothing(gt, tmp_path):
     assert "42" in text and "999" in text and "[10, 10]" in text
 
 
+def test_bom_and_unreadable_files(gt, monkeypatch):
+    from napari_sperm.annotations import load as load_module
+
+    with_bom = gt.parent / "bom.json"  # next to the images it names
+    with_bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(_load(gt)).encode())
+    stacks = load_coco(with_bom).stacks  # as written by some Windows tools: not an error
+    assert sum(len(f.cells) for s in stacks for f in s.frames) > 0
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(load_module, "open", denied, raising=False)
+    with pytest.raises(SpermInputError, match="cannot be read .Permission denied.") as err:
+        load_coco(with_bom)
+    assert "\n" not in str(err.value) and str(with_bom) in str(err.value)
+
+
 def test_labels_keep_shared_pixels_until_erased():
     a = np.zeros((20, 20), bool)
     a[10, 2:18] = True

@@ -50,7 +50,8 @@ def read_coco_json(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise SpermInputError(f"Cannot import '{p}': no such file. Choose a COCO .json file.")
     try:
-        with open(p, encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark, as some Windows tools write, is not an error.
+        with open(p, encoding="utf-8-sig") as fh:
             return json.load(fh)
     except UnicodeDecodeError as exc:
         raise SpermInputError(f"Cannot import '{p}': not a text (JSON) file.") from exc
@@ -58,6 +59,11 @@ def read_coco_json(path: str | os.PathLike) -> dict[str, Any]:
         raise SpermInputError(
             f"Cannot import '{p}': not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg}). Fix the file or export it again."
+        ) from exc
+    except OSError as exc:  # permission denied, a file on a drive that went away, ...
+        raise SpermInputError(
+            f"Cannot import '{p}': it cannot be read ({exc.strerror or exc}). "
+            "Check its permissions or copy it somewhere readable."
         ) from exc
 
 
