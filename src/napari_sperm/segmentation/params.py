@@ -123,7 +123,8 @@ class HeadMaskParams:
     The box is enlarged a little; the background level is the median of a ring around the box, the
     head level a high percentile of the darkness in the box's inner ellipse, and the head is every
     pixel darker (or brighter) than ``level_fraction`` of the way from background to head, the
-    connected piece at the box centre, holes filled, with thin attachments (the tail) opened away.
+    connected piece at the box centre (with the pieces of the same head a lighter band cut off), holes
+    filled, with thin attachments (the tail) opened away.
 
     Attributes
     ----------
