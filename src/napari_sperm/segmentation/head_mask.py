@@ -42,7 +42,7 @@ def _window(x0: float, y0: float, x1: float, y1: float, shape) -> tuple[int, int
 
 def _contrast_crop(
     grey: np.ndarray, box: np.ndarray, p: HeadMaskParams
-) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, tuple[int, int], np.ndarray, np.ndarray, np.ndarray] | None:
     """Smoothed, background-subtracted crop around one box (head positive).
 
     Returns ``(contrast, offset, inner, inside, ellipse)``: contrast of the crop, its (row, col)
