@@ -254,6 +254,20 @@ def test_round_head_cut_by_border_pairs():
     assert np.hypot(*(res.tails[0].centreline[0] - (137, 62))) < 4
 
 
+def test_partly_hidden_head_keeps_its_tail():
+    # Head 2 lies over the front two thirds of head 1, whose visible rear is a cap wider than it is
+    # long. Its tail leaves the cap straight down. The cap's axis (across the cell) says nothing
+    # about the hidden head, so it must not veto the pairing, and the tail must not go to head 2
+    # just because head 2's axis points the right way.
+    shape = (220, 200)
+    heads = np.zeros(shape, np.int32)
+    heads[_ellipse(shape, (100, 100), (1, 0), 18, 9)] = 1
+    heads[_ellipse(shape, (88, 100), (1, 0), 22, 14)] = 2
+    tail = _line(shape, (120, 100), (210, 112), 3)
+    res = cluster_tails(tail, heads)
+    assert [t.head for t in res.tails] == [1]
+
+
 # ------------------------------------------------------------------------------------------------
 # Accuracy floors on small seeded synthetic fields (regression floors; see docs/con2dis.md for the
 # full benchmark)

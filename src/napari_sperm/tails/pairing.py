@@ -36,7 +36,10 @@ class Heads:
     length : (H,) float
         Major axis length (4 standard deviations along the axis).
     axis_ok : (H,) bool
-        The axis is trusted: the head is elongated and does not touch the frame border.
+        The axis is trusted: the head is elongated, does not touch the frame border and is not
+        partly hidden under another head.
+    occluded : (H,) bool
+        Part of the head's outline borders another head: its visible pixels are only part of it.
     boundary : (B, 2) float
         ``(row, col)`` of head boundary pixels.
     boundary_head : (B,) int
@@ -48,12 +51,22 @@ class Heads:
     axis: np.ndarray
     length: np.ndarray
     axis_ok: np.ndarray
+    occluded: np.ndarray
     boundary: np.ndarray
     boundary_head: np.ndarray
 
 
-def head_geometry(heads: np.ndarray, min_elongation: float = 1.3) -> Heads:
-    """Centroid, axis, boundary pixels of every labelled head (vectorised over heads)."""
+def head_geometry(
+    heads: np.ndarray, min_elongation: float = 1.3, min_contact: float = 0.05
+) -> Heads:
+    """Centroid, axis, boundary pixels of every labelled head (vectorised over heads).
+
+    A head whose outline borders another head over at least ``min_contact`` of its boundary pixels
+    is ``occluded``: one of the two lies over the other, so the visible pixels may be a cut-off
+    part. Its axis is not trusted (the visible part's axis can point anywhere) and its length is
+    taken as at least the median length of the heads that are not occluded (its rear, where the
+    tail starts, may be the hidden part).
+    """
     rows, cols = np.nonzero(heads)
     vals = heads[rows, cols].astype(np.int64)
     ids, inv = np.unique(vals, return_inverse=True)
@@ -73,18 +86,29 @@ def head_geometry(heads: np.ndarray, min_elongation: float = 1.3) -> Heads:
     edge = (rows == 0) | (cols == 0) | (rows == h - 1) | (cols == w - 1)
     touches = np.bincount(inv, edge, minlength=ids.size) > 0
     axis_ok = (np.sqrt(lam1 / lam2) >= min_elongation) & ~touches
-    # Boundary: a head pixel with a 4-neighbour of another value (or the frame edge).
+    # Boundary: a head pixel with a 4-neighbour of another value (or the frame edge); contact: a
+    # 4-neighbour that is another head.
     bnd = edge.copy()
+    contact = np.zeros(rows.size, bool)
     for ddr, ddc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         rr = np.clip(rows + ddr, 0, h - 1)
         cc = np.clip(cols + ddc, 0, w - 1)
-        bnd |= heads[rr, cc] != vals
+        other = heads[rr, cc]
+        bnd |= other != vals
+        contact |= (other != vals) & (other != 0)
+    n_bnd = np.bincount(inv[bnd], minlength=ids.size)
+    n_contact = np.bincount(inv[contact], minlength=ids.size)
+    occluded = n_contact >= np.maximum(min_contact * n_bnd, 1)
+    length = 4.0 * np.sqrt(lam1)
+    if (~occluded).any():
+        length = np.where(occluded, np.maximum(length, np.median(length[~occluded])), length)
     return Heads(
         ids=ids,
         centre=np.stack([mr, mc], axis=1),
         axis=axis,
-        length=4.0 * np.sqrt(lam1),
-        axis_ok=axis_ok,
+        length=length,
+        axis_ok=axis_ok & ~occluded,
+        occluded=occluded,
         boundary=np.stack([rows[bnd], cols[bnd]], axis=1).astype(float),
         boundary_head=inv[bnd],
     )
