@@ -209,7 +209,7 @@ def test_malformed_file_loads_nothing(gt, tmp_path):
 
 
 def test_bom_and_unreadable_files(gt, monkeypatch):
-    from napari_sperm.annotations import load as load_module
+    from napari_sperm.io import jsonfile
 
     with_bom = gt.parent / "bom.json"  # next to the images it names
     with_bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(_load(gt)).encode())
@@ -219,7 +219,7 @@ def test_bom_and_unreadable_files(gt, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(load_module, "open", denied, raising=False)
+    monkeypatch.setattr(jsonfile, "open", denied, raising=False)
     with pytest.raises(SpermInputError, match="cannot be read .Permission denied.") as err:
         load_coco(with_bom)
     assert "\n" not in str(err.value) and str(with_bom) in str(err.value)

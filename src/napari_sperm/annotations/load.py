@@ -8,7 +8,6 @@ and ``source_frame`` in our exports; frames of one TIFF stack share a ``file_nam
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pycocotools import mask as mask_utils
 
 from ..coco import CATEGORY_IDS, decode_mask
 from ..io import SpermInputError, read_image
+from ..io.jsonfile import read_json
 from ..synthetic.raster import CropMask
 from .model import AnnotatedFrame, AnnotatedStack
 from .validate import resolve_image_path, validate_coco
@@ -47,24 +47,13 @@ class ImportResult:
 def read_coco_json(path: str | os.PathLike) -> dict[str, Any]:
     """Parse a JSON file, turning every failure into one readable :class:`SpermInputError`."""
     p = Path(path)
-    if not p.is_file():
-        raise SpermInputError(f"Cannot import '{p}': no such file. Choose a COCO .json file.")
-    try:
-        # utf-8-sig: a byte-order mark, as some Windows tools write, is not an error.
-        with open(p, encoding="utf-8-sig") as fh:
-            return json.load(fh)
-    except UnicodeDecodeError as exc:
-        raise SpermInputError(f"Cannot import '{p}': not a text (JSON) file.") from exc
-    except json.JSONDecodeError as exc:
-        raise SpermInputError(
-            f"Cannot import '{p}': not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg}). Fix the file or export it again."
-        ) from exc
-    except OSError as exc:  # permission denied, a file on a drive that went away, ...
-        raise SpermInputError(
-            f"Cannot import '{p}': it cannot be read ({exc.strerror or exc}). "
-            "Check its permissions or copy it somewhere readable."
-        ) from exc
+    return read_json(
+        p,
+        "COCO file",
+        "Fix the file or export it again.",
+        lead=f"Cannot import '{p}'",
+        missing_fix="Choose a COCO .json file.",
+    )
 
 
 def _group_key(img: dict[str, Any]) -> tuple:
