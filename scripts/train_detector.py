@@ -34,6 +34,32 @@ COUNTS = {"phase-low": 360, "phase-high": 360, "brightfield": 300, "stained": 22
 VAL_SEED_BASE = 2_000_000
 
 
+# Fine-tuning stages of the shipped recipe, after stages 1 and 2 (iterations, lr, seed, mix): more
+# brightfield and phase-high crops, whose heads the equal mix left under-confident.
+FINETUNE = [
+    "2000:1e-3:3:brightfield=2.5,phase-high=1.2,phase-low=1,stained=0.8",
+]
+
+
+def _parse_mix(text: str) -> dict[str, float] | None:
+    """``"brightfield=2,stained=0.8"`` -> weights per modality (None when empty)."""
+    out = {}
+    for item in (i for i in text.split(",") if i):
+        name, _, value = item.partition("=")
+        if name not in COUNTS:
+            raise ValueError(f"unknown modality {name!r} in mix {text!r}; use {sorted(COUNTS)}")
+        out[name] = float(value)
+    return out or None
+
+
+def _parse_stage(text: str) -> tuple[int, float, int, dict[str, float] | None]:
+    """``"ITER:LR:SEED:MIX"`` -> (iterations, lr, seed, mix)."""
+    parts = text.split(":")
+    if len(parts) != 4:
+        raise ValueError(f"--finetune wants ITER:LR:SEED:MIX, got {text!r}")
+    return int(parts[0]), float(parts[1]), int(parts[2]), _parse_mix(parts[3])
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -62,11 +88,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage2-lr", type=float, default=1e-3)
     ap.add_argument("--no-stage2", action="store_true", help="same as --stage2-iterations 0")
     ap.add_argument("--init", default=None, help="start from this weights file (fine-tuning)")
+    ap.add_argument(
+        "--mix",
+        default="",
+        help="modality sampling weights of stages 1 and 2, e.g. brightfield=2,phase-low=0.8 "
+        "(default: equal)",
+    )
+    ap.add_argument(
+        "--finetune",
+        action="append",
+        metavar="ITER:LR:SEED:MIX",
+        help="a further stage from the previous one's (fp16-rounded) weights, e.g. "
+        "2000:1e-3:3:brightfield=2.5,stained=0.8; repeat for more stages (default without "
+        "--init: the shipped recipe's, see FINETUNE)",
+    )
+    ap.add_argument("--no-finetune", action="store_true", help="no further stages")
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     a = ap.parse_args(argv)
     t_start = time.time()
     torch.set_num_threads(a.threads)
     counts = {m: max(1, round(n * a.fields)) for m, n in COUNTS.items()}
+    try:
+        mix = _parse_mix(a.mix)
+        default_ft = [] if a.init else FINETUNE
+        finetune = [] if a.no_finetune else [_parse_stage(t) for t in (a.finetune or default_ft)]
+    except ValueError as exc:
+        ap.error(str(exc))
 
     key = {"counts": counts, "seed_base": TRAIN_SEED_BASE, "v": 1}
     cache_path = Path(a.cache)
@@ -108,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         log,
         init_state,
         clip_cells=clip,
+        mix=mix,
     )
     if a.stage2_iterations > 0 and not a.no_stage2:
         # identical to running the script again with --init <stage-1 file> --seed SEED+1
@@ -126,6 +174,17 @@ def main(argv: list[str] | None = None) -> int:
             DEFAULT_ARCH,
             log,
             state,
+            mix=mix,
+        )
+    for k, (iters, lr, seed, ft_mix) in enumerate(finetune, start=1):
+        # identical to running the script again with --init <previous file> --mix ... --no-stage2
+        state = {
+            k: (v.half().float() if v.is_floating_point() else v)
+            for k, v in model.state_dict().items()
+        }
+        log(f"fine-tune {k}: {iters} iterations, lr {lr}, seed {seed}, mix {ft_mix}")
+        model = train_model(
+            by_mod, iters, a.batch, a.size, lr, seed, DEFAULT_ARCH, log, state, mix=ft_mix
         )
     t_train = time.time() - t_start - t_cache
 
@@ -171,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             "fields": counts,
             "train_seed_base": TRAIN_SEED_BASE,
             "val_seed_base": VAL_SEED_BASE,
+            "mix": mix or {},
+            "finetune": [
+                {"iterations": i, "lr": lr, "seed": sd, "mix": m} for i, lr, sd, m in finetune
+            ],
             "init": a.init or "",
             "cache_seconds": round(t_cache, 1),
             "train_seconds": round(t_train, 1),

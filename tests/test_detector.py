@@ -154,11 +154,16 @@ def test_dask_stack(det):
 
 
 def test_tiling_matches_untiled(phase_high):
-    """Force 256 px tiles (margin 64) on a 640x480 frame: same heads as without tiles."""
+    """Force 256 px tiles on a 640x480 frame: same heads as without tiles.
+
+    The margin (96 px; 128 by default) must hold the context the network looks at around a head:
+    with 64 px, 2 of the 31 heads here change under the shipped weights (a head cut by the frame
+    edge, and one box to IoU 0.70).
+    """
     whole = load_detector(None, "cpu")
     tiled = load_detector(None, "cpu")
     tiled.inference["tile"] = 256
-    tiled.inference["tile_margin"] = 64
+    tiled.inference["tile_margin"] = 96
     (a,) = whole.detect(phase_high.image)
     (b,) = tiled.detect(phase_high.image)
     ha, hb = a.boxes[a.classes == 2], b.boxes[b.classes == 2]

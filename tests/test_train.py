@@ -70,6 +70,28 @@ def _fixed_batch_loss(model: SpermNet, ts, seed: int = 123) -> float:
         return float(focal_loss(ho, heat) + reg_loss(ro, ind, reg, mask, wt))
 
 
+# -- default recipe -------------------------------------------------------------------------------
+
+
+def test_default_recipe_batches_follow_the_modality_mix(monkeypatch):
+    # scripts/train_detector.py --mix: modalities are drawn in proportion to their weights.
+    from collections import Counter
+
+    from napari_sperm.detection import train as recipe
+    from napari_sperm.detection.datacache import MODALITY_LEVELS
+
+    monkeypatch.setattr(recipe, "augmented_crop", lambda rec, *args: rec["modality"])
+    monkeypatch.setattr(recipe, "collate", lambda samples, size: samples)
+    cache = {m: [{"modality": m}] for m in MODALITY_LEVELS}
+    rng = np.random.default_rng(0)
+    mixed = Counter(recipe.sample_batch(cache, 4000, 64, rng, mix={"brightfield": 3, "stained": 0}))
+    assert mixed["stained"] == 0
+    assert 2.6 < mixed["brightfield"] / mixed["phase-low"] < 3.4
+    assert 0.8 < mixed["phase-high"] / mixed["phase-low"] < 1.25
+    equal = Counter(recipe.sample_batch(cache, 4000, 64, rng))
+    assert all(900 < equal[m] < 1100 for m in MODALITY_LEVELS)
+
+
 # -- data -----------------------------------------------------------------------------------------
 
 

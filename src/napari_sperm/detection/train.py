@@ -166,12 +166,22 @@ def sample_batch(
     size: int,
     rng: np.random.Generator,
     clip_cells: bool = False,
+    mix: dict[str, float] | None = None,
 ):
-    """A training batch for the default recipe: modality, field and level drawn at random."""
+    """A training batch for the default recipe: modality, field and level drawn at random.
+
+    ``mix`` weighs how often each modality is drawn (default: equally).
+    """
     mods = sorted(cache)
+    weights = np.array([float((mix or {}).get(m, 1.0)) for m in mods])
+    weights = weights / weights.sum()
     samples = []
     for _ in range(batch):
-        mod = mods[int(rng.integers(len(mods)))]
+        mod = (
+            mods[int(rng.choice(len(mods), p=weights))]
+            if mix
+            else mods[int(rng.integers(len(mods)))]
+        )
         rec = cache[mod][int(rng.integers(len(cache[mod])))]
         level = pick_level(MODALITY_LEVELS[mod], rng)
         samples.append(augmented_crop(rec, level, size, rng, clip_cells))
@@ -238,6 +248,7 @@ def train_model(
     log=print,
     init_state: dict | None = None,
     clip_cells: bool = False,
+    mix: dict[str, float] | None = None,
 ) -> SpermNet:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -260,7 +271,7 @@ def train_model(
     for it in range(iterations):
         for g in opt.param_groups:
             g["lr"] = lr_at(it)
-        lf, lr_ = optimiser_step(model, opt, sample_batch(cache, batch, size, rng, clip_cells))
+        lf, lr_ = optimiser_step(model, opt, sample_batch(cache, batch, size, rng, clip_cells, mix))
         run_f = 0.98 * run_f + 0.02 * lf if it else lf
         run_r = 0.98 * run_r + 0.02 * lr_ if it else lr_
         if (it + 1) % 50 == 0 or it + 1 == iterations:
