@@ -70,6 +70,11 @@ def main() -> None:
         help="modality sampling weights, e.g. brightfield=1.5,phase-low=1.5 (default: equal)",
     )
     ap.add_argument("--init", default=None, help="skip stage 1: continue from these weights")
+    ap.add_argument(
+        "--widths",
+        default=",".join(str(w) for w in DEFAULT_TAIL_ARCH["widths"]),
+        help="channels at strides 1, 2, 4 and 8 for a network trained from scratch",
+    )
     ap.add_argument("--stage2-steps", type=int, default=4000, help="0: no stage 2")
     ap.add_argument("--stage2-lr", type=float, default=1.5e-3)
     ap.add_argument("--stage2-mix", default=STAGE2_MIX)
@@ -106,6 +111,9 @@ def main() -> None:
     if not plan:
         ap.error("nothing to train: --init with --stage2-steps 0")
     model = load_tail_net(a.init, device="cpu").model if a.init else None
+    arch = {"widths": [int(w) for w in a.widths.split(",")]}
+    if model is not None:
+        arch = {"widths": list(model.widths)}
     stages = []
     for steps, lr, seed, mix in plan:
         model, report = train_tail_net(
@@ -119,6 +127,7 @@ def main() -> None:
             val_every=a.val_every,
             mix=parse_mix(mix),
             init=model,
+            arch=arch,
             log=log,
         )
         stages.append(report)
@@ -135,7 +144,7 @@ def main() -> None:
         }
     )
     config = {
-        "arch": DEFAULT_TAIL_ARCH,
+        "arch": arch,
         "threshold": report["threshold"],
         "low_threshold": LOW_THRESHOLD,
         "training": report,

@@ -2,7 +2,7 @@
 
 Flagella are 1-5 px wide, so the output is at full resolution; the encoder reaches stride 8 with
 dilated blocks for a receptive field of about 150 px, enough to follow a faint line through noise and
-to tell a tail from the dark rim of a head or a droplet. About 30 k parameters, depthwise-separable
+to tell a tail from the dark rim of a head or a droplet. About 38 k parameters, depthwise-separable
 except at full resolution.
 """
 
@@ -16,7 +16,7 @@ from ...detection.model import ConvBN, DWSep
 
 __all__ = ["DEFAULT_TAIL_ARCH", "MULTIPLE", "TailNet"]
 
-DEFAULT_TAIL_ARCH = {"widths": [12, 24, 32, 48]}
+DEFAULT_TAIL_ARCH = {"widths": [16, 32, 48, 64]}
 MULTIPLE = 8  # input sides are padded to a multiple of this
 
 
@@ -26,6 +26,7 @@ class TailNet(nn.Module):
     def __init__(self, widths: list[int] | None = None):
         super().__init__()
         w = list(widths or DEFAULT_TAIL_ARCH["widths"])
+        self.widths = w  # the ``arch`` to save with the weights
         self.enc0 = nn.Sequential(ConvBN(3, w[0], 3), ConvBN(w[0], w[0], 3))
         self.enc1 = nn.Sequential(DWSep(w[0], w[1], 2), DWSep(w[1], w[1]))  # /2
         self.enc2 = nn.Sequential(DWSep(w[1], w[2], 2), DWSep(w[2], w[2]), DWSep(w[2], w[2], d=2))
