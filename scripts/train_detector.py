@@ -49,6 +49,10 @@ def _parse_mix(text: str) -> dict[str, float] | None:
         if name not in COUNTS:
             raise ValueError(f"unknown modality {name!r} in mix {text!r}; use {sorted(COUNTS)}")
         out[name] = float(value)
+        if not out[name] >= 0:
+            raise ValueError(f"modality weights must be >= 0, got {item!r}")
+    if out and not any(out.get(m, 1.0) > 0 for m in COUNTS):
+        raise ValueError(f"mix {text!r} gives every modality weight 0")
     return out or None
 
 
@@ -176,13 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             state,
             mix=mix,
         )
-    for k, (iters, lr, seed, ft_mix) in enumerate(finetune, start=1):
+    for n, (iters, lr, seed, ft_mix) in enumerate(finetune, start=1):
         # identical to running the script again with --init <previous file> --mix ... --no-stage2
         state = {
             k: (v.half().float() if v.is_floating_point() else v)
             for k, v in model.state_dict().items()
         }
-        log(f"fine-tune {k}: {iters} iterations, lr {lr}, seed {seed}, mix {ft_mix}")
+        log(f"fine-tune {n}: {iters} iterations, lr {lr}, seed {seed}, mix {ft_mix}")
         model = train_model(
             by_mod, iters, a.batch, a.size, lr, seed, DEFAULT_ARCH, log, state, mix=ft_mix
         )
