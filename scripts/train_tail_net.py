@@ -75,6 +75,12 @@ def main() -> None:
         default=",".join(str(w) for w in DEFAULT_TAIL_ARCH["widths"]),
         help="channels at strides 1, 2, 4 and 8 for a network trained from scratch",
     )
+    ap.add_argument(
+        "--pos-weight",
+        type=float,
+        default=2.0,
+        help="weight of tail pixels in the cross-entropy (above 1 widens the masks)",
+    )
     ap.add_argument("--stage2-steps", type=int, default=4000, help="0: no stage 2")
     ap.add_argument("--stage2-lr", type=float, default=1.5e-3)
     ap.add_argument("--stage2-mix", default=STAGE2_MIX)
@@ -129,6 +135,7 @@ def main() -> None:
             init=model,
             arch=arch,
             log=log,
+            pos_weight=a.pos_weight,
         )
         stages.append(report)
     report = dict(stages[-1])

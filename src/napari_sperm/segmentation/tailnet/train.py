@@ -217,6 +217,7 @@ def train_tail_net(
     mix: dict[str, float] | None = None,
     init: TailNet | None = None,
     log: Callable[[str], None] = print,
+    pos_weight: float = 2.0,
 ) -> tuple[TailNet, dict]:
     """Train a :class:`TailNet`; returns the best model by validation IoU and a report.
 
@@ -242,7 +243,7 @@ def train_tail_net(
         for g in opt.param_groups:
             g["lr"] = lr_at(i)
         x, y = _batch(cache, batch, size, rng, mix)
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(x), y, pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -274,6 +275,7 @@ def train_tail_net(
         "lr": lr,
         "seed": seed,
         "mix": mix,
+        "pos_weight": pos_weight,
         "continued": init is not None,
         "seconds": time.perf_counter() - t0,
         "best_mean_val_iou": best,
