@@ -29,6 +29,7 @@ from napari_sperm.detection.detector import (
 from napari_sperm.detection.evaluate import coco_eval_fields
 from napari_sperm.detection.model import DEFAULT_ARCH
 from napari_sperm.detection.train import train_model
+from napari_sperm.synthetic import parse_modality_mix
 
 COUNTS = {"phase-low": 360, "phase-high": 360, "brightfield": 300, "stained": 220}
 VAL_SEED_BASE = 2_000_000
@@ -41,27 +42,12 @@ FINETUNE = [
 ]
 
 
-def _parse_mix(text: str) -> dict[str, float] | None:
-    """``"brightfield=2,stained=0.8"`` -> weights per modality (None when empty)."""
-    out = {}
-    for item in (i for i in text.split(",") if i):
-        name, _, value = item.partition("=")
-        if name not in COUNTS:
-            raise ValueError(f"unknown modality {name!r} in mix {text!r}; use {sorted(COUNTS)}")
-        out[name] = float(value)
-        if not out[name] >= 0:
-            raise ValueError(f"modality weights must be >= 0, got {item!r}")
-    if out and not any(out.get(m, 1.0) > 0 for m in COUNTS):
-        raise ValueError(f"mix {text!r} gives every modality weight 0")
-    return out or None
-
-
 def _parse_stage(text: str) -> tuple[int, float, int, dict[str, float] | None]:
     """``"ITER:LR:SEED:MIX"`` -> (iterations, lr, seed, mix)."""
     parts = text.split(":")
     if len(parts) != 4:
         raise ValueError(f"--finetune wants ITER:LR:SEED:MIX, got {text!r}")
-    return int(parts[0]), float(parts[1]), int(parts[2]), _parse_mix(parts[3])
+    return int(parts[0]), float(parts[1]), int(parts[2]), parse_modality_mix(parts[3], list(COUNTS))
 
 
 def log(msg: str) -> None:
@@ -113,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     counts = {m: max(1, round(n * a.fields)) for m, n in COUNTS.items()}
     try:
-        mix = _parse_mix(a.mix)
+        mix = parse_modality_mix(a.mix, list(COUNTS))
         default_ft = [] if a.init else FINETUNE
         finetune = [] if a.no_finetune else [_parse_stage(t) for t in (a.finetune or default_ft)]
     except ValueError as exc:
@@ -161,34 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         clip_cells=clip,
         mix=mix,
     )
+    # Later stages restart from the previous stage's fp16-rounded weights: identical to running the
+    # script again with --init <previous file> (stage 2: --seed SEED+1; fine-tuning: --mix ...).
+    later = list(finetune)
     if a.stage2_iterations > 0 and not a.no_stage2:
-        # identical to running the script again with --init <stage-1 file> --seed SEED+1
+        later.insert(0, (a.stage2_iterations, a.stage2_lr, a.seed + 1, mix))
+    for n, (iters, lr, seed, stage_mix) in enumerate(later, start=2):
         state = {
             k: (v.half().float() if v.is_floating_point() else v)
             for k, v in model.state_dict().items()
         }
-        log(f"stage 2: {a.stage2_iterations} iterations, lr {a.stage2_lr}")
+        log(f"stage {n}: {iters} iterations, lr {lr}, seed {seed}, mix {stage_mix or 'equal'}")
         model = train_model(
-            by_mod,
-            a.stage2_iterations,
-            a.batch,
-            a.size,
-            a.stage2_lr,
-            a.seed + 1,
-            DEFAULT_ARCH,
-            log,
-            state,
-            mix=mix,
-        )
-    for n, (iters, lr, seed, ft_mix) in enumerate(finetune, start=1):
-        # identical to running the script again with --init <previous file> --mix ... --no-stage2
-        state = {
-            k: (v.half().float() if v.is_floating_point() else v)
-            for k, v in model.state_dict().items()
-        }
-        log(f"fine-tune {n}: {iters} iterations, lr {lr}, seed {seed}, mix {ft_mix}")
-        model = train_model(
-            by_mod, iters, a.batch, a.size, lr, seed, DEFAULT_ARCH, log, state, mix=ft_mix
+            by_mod, iters, a.batch, a.size, lr, seed, DEFAULT_ARCH, log, state, mix=stage_mix
         )
     t_train = time.time() - t_start - t_cache
 

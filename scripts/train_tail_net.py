@@ -31,7 +31,7 @@ from napari_sperm.segmentation.tailnet.train import (
     load_cache,
     train_tail_net,
 )
-from napari_sperm.synthetic import modality_names
+from napari_sperm.synthetic import modality_names, parse_modality_mix
 
 COUNTS = {"stained": 40, "phase-low": 60, "phase-high": 80, "brightfield": 60}
 VAL_SEED = 2_500_000
@@ -89,6 +89,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    try:
+        mixes = [parse_modality_mix(t, list(COUNTS)) for t in (a.mix, a.stage2_mix)]
+    except ValueError as exc:
+        ap.error(str(exc))
     torch.set_num_threads(a.threads)
     counts = {
         m: max(1, int(a.fields) if a.fields > 1 else round(n * a.fields)) for m, n in COUNTS.items()
@@ -107,13 +111,10 @@ def main() -> None:
         for m in counts
     }
 
-    def parse_mix(text: str) -> dict | None:
-        return {k: float(v) for k, v in (i.split("=") for i in text.split(",") if i)} or None
-
     # (steps, lr, seed, mix) per stage; --init replaces stage 1 by a trained network
-    plan = [] if a.init else [(a.steps, a.lr, 0, a.mix)]
+    plan = [] if a.init else [(a.steps, a.lr, 0, mixes[0])]
     if a.stage2_steps > 0:
-        plan.append((a.stage2_steps, a.stage2_lr, 1, a.stage2_mix))
+        plan.append((a.stage2_steps, a.stage2_lr, 1, mixes[1]))
     if not plan:
         ap.error("nothing to train: --init with --stage2-steps 0")
     model = load_tail_net(a.init, device="cpu").model if a.init else None
@@ -131,7 +132,7 @@ def main() -> None:
             lr=lr,
             seed=seed,
             val_every=a.val_every,
-            mix=parse_mix(mix),
+            mix=mix,
             init=model,
             arch=arch,
             log=log,

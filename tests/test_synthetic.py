@@ -266,3 +266,22 @@ def test_invalid_arguments():
         make_stack("phase-high", n_frames=0)
     with pytest.raises(ValueError, match="crossing_angle_deg"):
         make_stack("phase-high", n_frames=1, crossing_angle_deg=(50, 10))
+
+
+def test_modality_mix_parsing_and_weights():
+    from napari_sperm.synthetic import modality_weights, parse_modality_mix
+
+    assert parse_modality_mix("") is None
+    mix = parse_modality_mix("brightfield=3,stained=0")
+    assert mix == {"brightfield": 3.0, "stained": 0.0}
+    names = ["brightfield", "phase-high", "phase-low", "stained"]
+    assert modality_weights(names, mix).tolist() == [0.6, 0.2, 0.2, 0.0]
+    assert modality_weights(names, None).tolist() == [0.25] * 4
+    for bad, words in [
+        ("foo=1", "unknown modality 'foo'"),
+        ("brightfield=x", "not name=number"),
+        ("brightfield=-1", ">= 0"),
+        ("brightfield=0,phase-high=0,phase-low=0,stained=0", "every modality weight 0"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse_modality_mix(bad, names)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..synthetic.modalities import modality_weights
 from .datacache import MODALITY_LEVELS
 from .model import STRIDE, SpermNet
 from .targets import make_targets
@@ -173,15 +174,14 @@ def sample_batch(
     ``mix`` weighs how often each modality is drawn (default: equally).
     """
     mods = sorted(cache)
-    weights = np.array([float((mix or {}).get(m, 1.0)) for m in mods])
-    weights = weights / weights.sum()
+    # Without a mix, draw as the shipped stages 1 and 2 were trained (same random stream).
+    weights = modality_weights(mods, mix) if mix else None
     samples = []
     for _ in range(batch):
-        mod = (
-            mods[int(rng.choice(len(mods), p=weights))]
-            if mix
-            else mods[int(rng.integers(len(mods)))]
-        )
+        if weights is None:
+            mod = mods[int(rng.integers(len(mods)))]
+        else:
+            mod = mods[int(rng.choice(len(mods), p=weights))]
         rec = cache[mod][int(rng.integers(len(cache[mod])))]
         level = pick_level(MODALITY_LEVELS[mod], rng)
         samples.append(augmented_crop(rec, level, size, rng, clip_cells))

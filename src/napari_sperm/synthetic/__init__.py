@@ -21,7 +21,15 @@ from .field import (
     make_field,
     make_stack,
 )
-from .modalities import HELD_OUT_MODALITIES, MODALITIES, Modality, get_modality, modality_names
+from .modalities import (
+    HELD_OUT_MODALITIES,
+    MODALITIES,
+    Modality,
+    get_modality,
+    modality_names,
+    modality_weights,
+    parse_modality_mix,
+)
 from .raster import CropMask
 
 __all__ = [
@@ -38,5 +46,7 @@ __all__ = [
     "make_field",
     "make_stack",
     "modality_names",
+    "modality_weights",
+    "parse_modality_mix",
     "write_dataset",
 ]

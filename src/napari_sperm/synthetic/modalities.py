@@ -19,7 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HELD_OUT_MODALITIES", "Modality", "MODALITIES", "get_modality", "modality_names"]
+import numpy as np
+
+__all__ = [
+    "HELD_OUT_MODALITIES",
+    "Modality",
+    "MODALITIES",
+    "get_modality",
+    "modality_names",
+    "modality_weights",
+    "parse_modality_mix",
+]
 
 
 @dataclass(frozen=True)
@@ -322,6 +332,49 @@ fine-tuning. A negative halo strength turns the phase optics around (negative ph
 def modality_names() -> list[str]:
     """Names of the modalities the generator knows, in a stable order."""
     return list(MODALITIES)
+
+
+def parse_modality_mix(text: str, names: list[str] | None = None) -> dict[str, float] | None:
+    """Modality sampling weights from ``"brightfield=2,stained=0.8"`` (None when ``text`` is empty).
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated ``name=weight`` items; modalities not named keep weight 1.
+    names : list of str, optional
+        The modalities allowed (default: :func:`modality_names`).
+
+    Raises
+    ------
+    ValueError
+        An unknown modality, a weight that is not a number >= 0, or every weight 0.
+    """
+    allowed = list(names) if names is not None else modality_names()
+    out: dict[str, float] = {}
+    for item in (i for i in text.split(",") if i):
+        name, _, value = item.partition("=")
+        if name not in allowed:
+            raise ValueError(f"unknown modality {name!r} in mix {text!r}; use {sorted(allowed)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"modality weight {item!r} is not name=number") from None
+        if not out[name] >= 0:
+            raise ValueError(f"modality weights must be >= 0, got {item!r}")
+    if out and not any(out.get(m, 1.0) > 0 for m in allowed):
+        raise ValueError(f"mix {text!r} gives every modality weight 0")
+    return out or None
+
+
+def modality_weights(names: list[str], mix: dict[str, float] | None) -> np.ndarray:
+    """Probabilities of drawing each of ``names`` under ``mix`` (unnamed modalities weigh 1).
+
+    Returns
+    -------
+    (len(names),) float array summing to 1
+    """
+    w = np.array([float((mix or {}).get(m, 1.0)) for m in names])
+    return w / w.sum()
 
 
 def get_modality(name: str) -> Modality:

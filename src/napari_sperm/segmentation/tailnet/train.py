@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ...detection.normalize import normalize_frame
-from ...synthetic import make_field, modality_names
+from ...synthetic import make_field, modality_names, modality_weights
 from .model import DEFAULT_TAIL_ARCH, TailNet
 
 __all__ = [
@@ -127,8 +127,7 @@ def _augment(img: np.ndarray, msk: np.ndarray, rng: np.random.Generator):
 
 def _batch(cache, batch: int, size: int, rng: np.random.Generator, mix: dict | None = None):
     mods = sorted(cache)
-    p = np.array([float((mix or {}).get(m, 1.0)) for m in mods])
-    p = p / p.sum()
+    p = modality_weights(mods, mix)
     xs, ys = [], []
     for _ in range(batch):
         fields = cache[mods[int(rng.choice(len(mods), p=p))]]
