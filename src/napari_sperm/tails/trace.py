@@ -167,6 +167,10 @@ def trace_from_heads(
             pts = pts[: len(pts) - n_skip]
         return _fit(pts)
 
+    def used_by_other(x: int, k: int) -> bool:
+        """Another path already runs along the piece of end x (continuing into it shares it)."""
+        return any(j != k for j in entered.get(x // 2, {}))
+
     def forbidden(x: int, k: int) -> bool:
         owner = start_end.get(x)
         if owner is not None and owner != k:
@@ -238,7 +242,7 @@ def trace_from_heads(
         best = None
         for i in np.flatnonzero(worst <= gap_max_bend).tolist():
             x = int(xs[i])
-            shared = any(j != k for j in entered.get(x // 2, {}))
+            shared = used_by_other(x, k)
             cost = float(worst[i] + 10.0 * dist[i] / width) + (share_cost if shared else 0.0)
             if best is None or cost < best[0]:
                 best = (cost, x, float(bend[i]), shared, "gap")
@@ -262,7 +266,7 @@ def trace_from_heads(
         c1, u = path_fit(path)
         best = None
         for x in cands:
-            shared = any(j != k for j in entered.get(x // 2, {}))
+            shared = used_by_other(x, k)
             bx = None
             for run in continuations(x, path):
                 c2, v = cont_fit(run)
