@@ -38,8 +38,6 @@ class Heads:
     axis_ok : (H,) bool
         The axis is trusted: the head is elongated, does not touch the frame border and is not
         partly hidden under another head.
-    occluded : (H,) bool
-        Part of the head's outline borders another head: its visible pixels are only part of it.
     boundary : (B, 2) float
         ``(row, col)`` of head boundary pixels.
     boundary_head : (B,) int
@@ -51,7 +49,6 @@ class Heads:
     axis: np.ndarray
     length: np.ndarray
     axis_ok: np.ndarray
-    occluded: np.ndarray
     boundary: np.ndarray
     boundary_head: np.ndarray
 
@@ -108,7 +105,6 @@ def head_geometry(
         axis=axis,
         length=length,
         axis_ok=axis_ok & ~occluded,
-        occluded=occluded,
         boundary=np.stack([rows[bnd], cols[bnd]], axis=1).astype(float),
         boundary_head=inv[bnd],
     )
