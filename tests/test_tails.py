@@ -268,6 +268,36 @@ def test_partly_hidden_head_keeps_its_tail():
     assert [t.head for t in res.tails] == [1]
 
 
+def test_tail_ending_on_another_tail_stops_there():
+    # Five plain tails 80 px long set the typical length. Tail A (head 7) comes down at 25 deg and
+    # ends on tail B (head 6), which runs on for another 130 px. A 25 deg bend is within
+    # max_bend_deg, so without the length rule A's path turned onto B and ran to B's end.
+    shape = (260, 300)
+    heads = np.zeros(shape, np.int32)
+    mask = np.zeros(shape, bool)
+    for i in range(5):
+        y = 20 + 22 * i
+        heads[_disc(shape, (y, 20), 6)] = i + 1
+        mask |= _line(shape, (y, 28), (y, 108), 3)
+    heads[_disc(shape, (200, 20), 6)] = 6
+    mask |= _line(shape, (200, 28), (200, 250), 3)
+    heads[_disc(shape, (160, 40), 6)] = 7
+    a = np.radians(25.0)
+    a_end = (164 + 80 * np.sin(a), 47 + 80 * np.cos(a))
+    mask |= _line(shape, (164, 47), a_end, 3)
+
+    res = cluster_tails(mask, heads)
+    by_head = {t.head: t for t in res.tails}
+    assert sorted(by_head) == [1, 2, 3, 4, 5, 6, 7]
+    a_tail = by_head[7].centreline
+    assert len(a_tail) < 90
+    assert np.hypot(*(a_tail[-1] - np.array(a_end))) < 4
+    assert by_head[6].centreline[-1][1] > 240  # B keeps its whole length
+
+    off = cluster_tails(mask, heads, params=Con2DisParams(typical_length_factor=None))
+    assert len({t.head: t for t in off.tails}[7].centreline) > 150  # the rule is what stops it
+
+
 # ------------------------------------------------------------------------------------------------
 # Accuracy floors on small seeded synthetic fields (regression floors; see docs/con2dis.md for the
 # full benchmark)

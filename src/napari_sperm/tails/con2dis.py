@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
+from functools import partial
 
 import numpy as np
 
@@ -27,12 +28,19 @@ from .params import Con2DisParams
 from .results import TailClustering, TailInstance
 from .skeleton import Frame, SkeletonGraph, skeleton_graph, thin
 from .thicken import assign_owners, crop_mask, disc_pixels, line_points
-from .trace import head_starts, trace_from_heads
+from .trace import head_starts, late_rule_binds, trace_from_heads
 
 __all__ = ["cluster_tails", "iter_cluster_tails", "check_inputs", "N_STEPS"]
 
 N_STEPS = 6
 """Progress steps yielded by :func:`iter_cluster_tails`."""
+
+
+def _typical_length(g: SkeletonGraph, paths, min_paths: int) -> float | None:
+    """Median skeleton length of the paths traced from heads; None with fewer than ``min_paths``."""
+    if len(paths) < max(min_paths, 1):
+        return None
+    return float(np.median([sum(float(g.length[q]) for q, _ in c.steps) for c in paths]))
 
 
 def check_inputs(tail_mask, heads=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -259,8 +267,8 @@ def iter_cluster_tails(
     decisions: list = []
     if cand.end.size:
         starts = head_starts(cand, hubs.role, n_heads)
-        paths, _, decisions = trace_from_heads(
-            g, fits, hubs, starts, w,
+        trace = partial(
+            trace_from_heads, g, fits, hubs, starts, w,
             fit_len=max(p.trace_fit_length * w, p.fit_length_px),
             skip=p.junction_skip * w,
             max_bend=p.max_bend_deg,
@@ -270,6 +278,17 @@ def iter_cluster_tails(
             gap_len=gap_len,
             gap_max_bend=p.gap_max_bend_deg,
         )  # fmt: skip
+        paths, _, decisions = trace()
+        typical = _typical_length(g, paths, p.typical_length_min_paths)
+        if typical is not None and p.typical_length_factor is not None:
+            # Second pass: past the typical tail length a path only goes on where the way is
+            # plain (a tail that ended against another one is not carried along it).
+            late = {
+                "soft_length": p.typical_length_factor * typical,
+                "late_max_cost": p.late_max_cost_deg,
+            }
+            if late_rule_binds(g, paths, decisions, **late):
+                paths, _, decisions = trace(**late)
         rest_hubs, rest_cand = _without_paths(hubs, cand, paths, n_heads)
         partner, rest_dec = match_hubs(
             g, fits, rest_hubs, w, p.max_bend_deg, p.lateral_weight_deg, p.max_lateral,

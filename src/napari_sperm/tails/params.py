@@ -58,6 +58,16 @@ class Con2DisParams:
     shared_max_split_deg: float = 60.0
     """At a Y junction, two branches closer in direction than this may both continue the stem (a
     shallow crossing where two tails run together for a while)."""
+    typical_length_factor: float | None = 1.0
+    """Past this multiple of the typical tail length (the median skeleton length of the paths traced
+    from heads, in a first pass) a path goes on through a hub only where the way on costs at most
+    ``late_max_cost_deg`` (bend, offset and sharing); it may still jump a gap. A tail whose end
+    touches another tail then stops there instead of running on along the other tail. The second
+    tracing pass runs only where the rule changes something. ``None`` turns the rule off."""
+    late_max_cost_deg: float = 10.0
+    """Largest cost (deg) of a way on for a path past ``typical_length_factor``."""
+    typical_length_min_paths: int = 5
+    """Fewest head paths from which the typical length is taken; with fewer the rule is off."""
     shared_max_length: float = 60.0
     """Longest stem (x ``w``) that two tails may share in a shallow crossing."""
 

@@ -88,6 +88,8 @@ def trace_from_heads(
     share_cost: float,
     gap_len: float = 0.0,
     gap_max_bend: float = 35.0,
+    soft_length: float = np.inf,
+    late_max_cost: float = np.inf,
 ) -> tuple[list[Chain], list[int], list[MergeDecision]]:
     """Trace one path per head start through the skeleton graph.
 
@@ -113,6 +115,11 @@ def trace_from_heads(
         starts. 0 disables it.
     gap_max_bend : float
         Largest angle (degrees) between the path's direction, the jump and the piece it lands on.
+    soft_length, late_max_cost : float
+        A path whose skeleton is already ``soft_length`` pixels long goes on through a hub only
+        where the exit costs (bend, offset and sharing, degrees) at most ``late_max_cost``;
+        otherwise it may still jump a gap, or it ends there. A tail that ends against another tail
+        is then not carried on along it. Default: no limit.
 
     Returns
     -------
@@ -255,6 +262,7 @@ def trace_from_heads(
         across a gap (only where no exit fits)."""
         path = paths[k]
         f = path.front
+        late = sum(float(g.length[q]) for q, _ in path.steps) >= soft_length
         h = hub_of(f)
         if h < 0:
             return jump(k, h)
@@ -284,6 +292,8 @@ def trace_from_heads(
             eff = bx[0] + (share_cost if shared else 0.0)
             if best is None or eff < best[0]:
                 best = (eff, x, bx[1], shared, "hub")
+        if late and best is not None and best[0] > late_max_cost:
+            best = None
         return best if best is not None else jump(k, h)
 
     heap: list[tuple[float, int, int]] = []
@@ -328,6 +338,28 @@ def trace_from_heads(
     decisions = [dec for pa in paths for dec in pa.decs]
     chains = [Chain(pa.steps, pa.links, pa.head) for pa in paths]
     return chains, [pa.head for pa in paths], decisions
+
+
+def late_rule_binds(
+    g: SkeletonGraph,
+    paths: list[Chain],
+    decisions: list[MergeDecision],
+    soft_length: float,
+    late_max_cost: float,
+) -> bool:
+    """Whether a tracing done without a length limit took a step that ``soft_length`` and
+    ``late_max_cost`` (see :func:`trace_from_heads`) would refuse; if not, tracing again with them
+    gives the same paths. ``decisions`` is the list :func:`trace_from_heads` returned, in order."""
+    k = 0
+    for c in paths:
+        length = 0.0
+        for q, _ in c.steps[:-1]:
+            length += float(g.length[q])
+            dec = decisions[k]
+            k += 1
+            if length >= soft_length and dec.cost > late_max_cost and dec.reason != "gap jump":
+                return True
+    return False
 
 
 def head_starts(cand, role: np.ndarray, n_heads: int) -> list[tuple[int, int]]:
