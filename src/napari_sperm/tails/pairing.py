@@ -59,8 +59,8 @@ def head_geometry(
     """Centroid, axis, boundary pixels of every labelled head (vectorised over heads).
 
     A head whose outline borders another head over at least ``min_contact`` of its boundary pixels
-    is ``occluded``: one of the two lies over the other, so the visible pixels may be a cut-off
-    part. Its axis is not trusted (the visible part's axis can point anywhere) and its length is
+    counts as partly hidden: one of the two lies over the other, so the visible pixels may be a
+    cut-off part. Its axis is not trusted (the visible part's axis can point anywhere) and its length is
     taken as at least the median length of the heads that are not occluded (its rear, where the
     tail starts, may be the hidden part).
     """

@@ -43,6 +43,8 @@ class _Path:
     pieces: set[int] = field(default_factory=set)
     front: int = -1
     decs: list[MergeDecision] = field(default_factory=list)
+    length: float = 0.0
+    """Skeleton length of the pieces in ``steps`` (px)."""
 
 
 def _fit(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +159,7 @@ def trace_from_heads(
     for k, (e, h) in enumerate(starts):
         p, fwd = int(e) // 2, int(e) % 2 == 0
         path = _Path(h, int(e), [(p, fwd)], [], [piece_pts(p, fwd)], {p}, int(e) ^ 1)
+        path.length = float(g.length[p])
         entered.setdefault(p, {})[k] = int(e)
         paths.append(path)
 
@@ -262,7 +265,7 @@ def trace_from_heads(
         across a gap (only where no exit fits)."""
         path = paths[k]
         f = path.front
-        late = sum(float(g.length[q]) for q, _ in path.steps) >= soft_length
+        late = path.length >= soft_length
         h = hub_of(f)
         if h < 0:
             return jump(k, h)
@@ -320,6 +323,7 @@ def trace_from_heads(
         path.links.append(("hub", hub_of(f)) if kind == "hub" else ("gap", None))
         path.pts.append(piece_pts(p, fwd))
         path.pieces.add(p)
+        path.length += float(g.length[p])
         entered.setdefault(p, {})[k] = x
         path.front = x ^ 1
         mid = 0.5 * (fits.point[f] + fits.point[x])
