@@ -5,7 +5,12 @@ Ground truth from ``make_field``: ``head_box`` -> category 2 (head), ``sperm_box
 10, 100), and the same at maxDets 1000 (``AP50@1k``, ``AR@1k``) for dense phase-low frames with more
 than 100 cells. Seeds 0..N-1 (never used in training: training seeds are >= 1_000_000).
 
+``--misses`` also sorts the true heads that no head box finds (IoU >= 0.5 at score >= 0.3, the
+default threshold) by what the head looks like: overlapping another head, cut by the frame border,
+seen edge-on, or none of these.
+
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
+       [--misses]
 (default 8 fields per modality, about 1-2 minutes on 2 CPU cores).
 """
 
@@ -23,6 +28,46 @@ from napari_sperm.detection.evaluate import coco_eval_fields
 from napari_sperm.synthetic import MODALITIES, make_field
 
 
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every ``[x, y, w, h]`` box in ``a`` with every one in ``b``."""
+    ax0, ay0, ax1, ay1 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(ax0[:, None], bx0[None]), 0, None)
+    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(ay0[:, None], by0[None]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def missed_heads(fields, dets, score_threshold: float = 0.3) -> dict[str, int]:
+    """Count true heads with no head box (IoU >= 0.5, score >= threshold), by kind."""
+    out = {"heads": 0, "missed": 0, "overlapping": 0, "border": 0, "edge-on": 0, "other": 0}
+    for f, d in zip(fields, dets):
+        cells = [s for s in f.sperm if s.head.area > 0]
+        if not cells:
+            continue
+        gt = np.array([s.head_box() for s in cells], float)
+        keep = (d.classes == 2) & (d.scores >= score_threshold)
+        pred = d.boxes[keep].astype(float)
+        best = _box_iou(gt, pred).max(1) if len(pred) else np.zeros(len(gt))
+        masks = [s.head.to_full(f.shape) for s in cells]
+        cover = np.sum(masks, axis=0)
+        h, w = f.shape
+        out["heads"] += len(cells)
+        for k in np.flatnonzero(best < 0.5).tolist():
+            s, (x, y, bw, bh) = cells[k], gt[k]
+            out["missed"] += 1
+            if (cover[masks[k]] > 1).mean() > 0.1:
+                out["overlapping"] += 1
+            elif x <= 0 or y <= 0 or x + bw >= w or y + bh >= h:
+                out["border"] += 1
+            elif s.edge_on:
+                out["edge-on"] += 1
+            else:
+                out["other"] += 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", nargs="?", type=int, default=8)
@@ -30,6 +75,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.05)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--misses", action="store_true", help="sort missed heads by kind")
     a = ap.parse_args()
     torch.set_num_threads(2)
     det = load_detector(a.weights, "cpu")
@@ -55,6 +101,15 @@ def main() -> None:
             f"{s['AR100']:6.3f} {s['AP50_1000']:7.3f} {s['AR1000']:6.3f} | {dt:.3f}",
             flush=True,
         )
+        if a.misses:
+            mm = missed_heads(fields, dets)
+            m["missed_heads"] = mm
+            print(
+                f"{'':12s} missed heads at score >= 0.3: {mm['missed']} of {mm['heads']} "
+                f"(overlapping another head {mm['overlapping']}, cut by the border {mm['border']}, "
+                f"edge-on {mm['edge-on']}, other {mm['other']})",
+                flush=True,
+            )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(

@@ -5,8 +5,11 @@ the true head boxes) and :func:`napari_sperm.segmentation.segment`. A predicted 
 one when their head masks overlap with IoU >= 0.3 (one-to-one, best first). Printed per modality:
 true cells, matched, missed, false cells (predicted heads matching nothing), median head IoU and
 median tail IoU over matched cells whose visible tail has at least 20 pixels (a matched cell with no
-tail counts as tail IoU 0), the share of those tails with IoU >= 0.5, and frames per second of
-segmentation alone (detection not included).
+tail counts as tail IoU 0), the share of those tails with IoU >= 0.5, the median precision and
+recall of the predicted tail with a one-pixel tolerance (``P@1px``, ``R@1px``: a pixel counts as
+found when the other mask has a pixel within one pixel of it; near 1 with a low IoU means the tail
+was traced along its whole length and the masks differ only at their edges), and frames per second
+of segmentation alone (detection not included).
 
 ``--tail-finder ridge`` uses the ridge filter instead of the tail network (the default, ``net``);
 ``--tail-finder both`` prints both, one after the other, on the same fields.
@@ -22,6 +25,7 @@ import time
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from napari_sperm.detection import FrameDetections, load_detector
 from napari_sperm.segmentation.segment import segment
@@ -31,6 +35,22 @@ from napari_sperm.synthetic import make_field, modality_names
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def _near_pr(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """Precision and recall of ``pred`` against ``truth`` where a pixel counts as found when the
+    other mask has a pixel within one pixel of it (8-neighbourhood): high values with a low IoU
+    mean the masks differ at their boundary, not in where the tail runs."""
+    both = truth | pred
+    if not pred.any() or not truth.any():
+        return 0.0, 0.0
+    rr, cc = np.nonzero(both)
+    sl = (slice(max(rr.min() - 1, 0), rr.max() + 2), slice(max(cc.min() - 1, 0), cc.max() + 2))
+    t, q = truth[sl], pred[sl]
+    ring = np.ones((3, 3), bool)
+    prec = float((q & ndi.binary_dilation(t, ring)).sum() / q.sum())
+    rec = float((t & ndi.binary_dilation(q, ring)).sum() / t.sum())
+    return prec, rec
 
 
 def _match(
@@ -52,7 +72,7 @@ def _match(
 
 
 def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="net") -> dict:
-    head_ious, tail_ious = [], []
+    head_ious, tail_ious, near = [], [], []
     n_true = n_pred = n_matched = 0
     seconds = 0.0
     for seed in range(n):
@@ -80,7 +100,10 @@ def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="ne
             if s.tail.area < 20:
                 continue
             pred_tail = r.tail.to_full(f.shape) if r.tail is not None else np.zeros(f.shape, bool)
-            tail_ious.append(_iou(s.tail.to_full(f.shape), pred_tail))
+            true_tail = s.tail.to_full(f.shape)
+            tail_ious.append(_iou(true_tail, pred_tail))
+            if r.tail is not None:
+                near.append(_near_pr(true_tail, pred_tail))
     tail = np.asarray(tail_ious)
     return {
         "cells": n_true,
@@ -90,6 +113,8 @@ def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="ne
         "head_iou": float(np.median(head_ious)) if head_ious else 0.0,
         "tail_iou": float(np.median(tail)) if tail.size else 0.0,
         "tail_ok": float((tail >= 0.5).mean()) if tail.size else 0.0,
+        "near_p": float(np.median([v[0] for v in near])) if near else 0.0,
+        "near_r": float(np.median([v[1] for v in near])) if near else 0.0,
         "fps": n / seconds if seconds else float("nan"),
     }
 
@@ -108,7 +133,7 @@ def main() -> None:
     )
     print(
         f"{'modality':12s} {'cells':>6s} {'matched':>7s} {'missed':>6s} {'false':>6s} "
-        f"{'head IoU':>8s} {'tail IoU':>8s} {'tail>=.5':>8s} {'fps':>6s}"
+        f"{'head IoU':>8s} {'tail IoU':>8s} {'tail>=.5':>8s} {'P@1px':>6s} {'R@1px':>6s} {'fps':>6s}"
     )
     finders = ["net", "ridge"] if a.tail_finder == "both" else [a.tail_finder]
     for mod in a.modality or modality_names():
@@ -117,7 +142,8 @@ def main() -> None:
             label = f"{mod} ({finder})" if len(finders) > 1 else mod
             print(
                 f"{label:12s} {m['cells']:6d} {m['matched']:7d} {m['missed']:6d} {m['false']:6d} "
-                f"{m['head_iou']:8.3f} {m['tail_iou']:8.3f} {m['tail_ok']:8.2f} {m['fps']:6.2f}",
+                f"{m['head_iou']:8.3f} {m['tail_iou']:8.3f} {m['tail_ok']:8.2f} "
+                f"{m['near_p']:6.3f} {m['near_r']:6.3f} {m['fps']:6.2f}",
                 flush=True,
             )
 
