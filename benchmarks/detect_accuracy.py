@@ -6,8 +6,8 @@ Ground truth from ``make_field``: ``head_box`` -> category 2 (head), ``sperm_box
 than 100 cells. Seeds 0..N-1 (never used in training: training seeds are >= 1_000_000).
 
 ``--misses`` also sorts the true heads that no head box finds (IoU >= 0.5 at score >= 0.3, the
-default threshold) by what the head looks like: overlapping another head, cut by the frame border,
-seen edge-on, or none of these.
+default threshold) by what the head looks like, first that applies: overlapping another head (more
+than 10 % of its pixels under another head), cut by the frame border, seen edge-on, or none of these.
 
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
        [--misses]

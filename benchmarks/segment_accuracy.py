@@ -6,7 +6,7 @@ one when their head masks overlap with IoU >= 0.3 (one-to-one, best first). Prin
 true cells, matched, missed, false cells (predicted heads matching nothing), median head IoU and
 median tail IoU over matched cells whose visible tail has at least 20 pixels (a matched cell with no
 tail counts as tail IoU 0), the share of those tails with IoU >= 0.5, the median precision and
-recall of the predicted tail with a one-pixel tolerance (``P@1px``, ``R@1px``: a pixel counts as
+recall of the predicted tail (over matched cells that got one) with a one-pixel tolerance (``P@1px``, ``R@1px``: a pixel counts as
 found when the other mask has a pixel within one pixel of it; near 1 with a low IoU means the tail
 was traced along its whole length and the masks differ only at their edges), and frames per second
 of segmentation alone (detection not included).
