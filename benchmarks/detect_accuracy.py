@@ -22,21 +22,11 @@ import time
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
 from napari_sperm.detection import load_detector
 from napari_sperm.detection.evaluate import coco_eval_fields
 from napari_sperm.synthetic import MODALITIES, make_field
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every ``[x, y, w, h]`` box in ``a`` with every one in ``b``."""
-    ax0, ay0, ax1, ay1 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(ax0[:, None], bx0[None]), 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(ay0[:, None], by0[None]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def missed_heads(fields, dets, score_threshold: float = 0.3) -> dict[str, int]:
@@ -49,15 +39,22 @@ def missed_heads(fields, dets, score_threshold: float = 0.3) -> dict[str, int]:
         gt = np.array([s.head_box() for s in cells], float)
         keep = (d.classes == 2) & (d.scores >= score_threshold)
         pred = d.boxes[keep].astype(float)
-        best = _box_iou(gt, pred).max(1) if len(pred) else np.zeros(len(gt))
-        masks = [s.head.to_full(f.shape) for s in cells]
-        cover = np.sum(masks, axis=0)
+        if len(pred):  # pycocotools box IoU, (n_gt, n_pred)
+            best = np.asarray(mask_utils.iou(gt.tolist(), pred.tolist(), [0] * len(pred))).max(1)
+        else:
+            best = np.zeros(len(gt))
+        # How many heads cover each pixel, summed crop by crop (no full frame per cell).
+        cover = np.zeros(f.shape, np.int16)
+        for s in cells:
+            (r0, c0), m = s.head.offset, s.head.mask
+            cover[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]] += m
         h, w = f.shape
         out["heads"] += len(cells)
         for k in np.flatnonzero(best < 0.5).tolist():
             s, (x, y, bw, bh) = cells[k], gt[k]
+            (r0, c0), m = s.head.offset, s.head.mask
             out["missed"] += 1
-            if (cover[masks[k]] > 1).mean() > 0.1:
+            if (cover[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]][m] > 1).mean() > 0.1:
                 out["overlapping"] += 1
             elif x <= 0 or y <= 0 or x + bw >= w or y + bh >= h:
                 out["border"] += 1
