@@ -6,7 +6,15 @@ data (``napari-sperm synth``, seeds never used in training) and scores both with
 ``napari-sperm evaluate``: per modality, AP50 / AP / AR@100 of ``sperm`` boxes from both, and of
 ``head`` boxes from both (the detector's head boxes, and the boxes of ``segment``'s head masks).
 
+``--misses`` also sorts the true cells that no ``segment`` whole-cell box finds (box IoU >= 0.5 with
+any of them) by the first reason that applies, looking at the cell whose head box fits the true head
+best: its head was not found (no head box with IoU >= 0.5); it got no tail; its tail is another
+cell's (under 30 % of the traced tail lies within 2 px of the true one); its tail was cut short
+(under 70 % of the true tail lies within 2 px of the traced one); its tail runs on into other pixels
+(under 80 % of the traced tail within 2 px of the true one); none of these.
+
 Usage: .venv/bin/python benchmarks/cell_boxes.py [N_IMAGES] [--seed S] [--score-threshold T]
+       [--misses]
 (default 4 images per modality, seed 500; about a minute on 2 CPU cores). Numbers only. Phase-low
 fields hold 300-500 cells, so they are scored with up to 1000 detections per image (AR@1000).
 """
@@ -19,9 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+from pycocotools import mask as mask_utils
+from scipy import ndimage as ndi
+
 from napari_sperm.synthetic import modality_names
+
+MISS_KINDS = ("head not found", "no tail", "another cell's tail", "tail cut short", "tail runs on",
+              "other")  # fmt: skip
 
 
 def _run(*args: str) -> None:
@@ -41,11 +57,66 @@ def _scores(gt: Path, pred: Path, out: Path, max_dets: int) -> dict:
     return {c: res["categories"][c] for c in ("sperm", "head")}
 
 
+def _cells(data: dict) -> dict[tuple[str, int], dict[int, dict]]:
+    """``{(image file name, sperm id): {category id: annotation}}``; images by base name."""
+    names = {im["id"]: Path(im["file_name"]).name for im in data["images"]}
+    out: dict[tuple[str, int], dict[int, dict]] = defaultdict(dict)
+    for a in data["annotations"]:
+        out[(names[a["image_id"]], a["attributes"]["sperm_id"])][a["category_id"]] = a
+    return out
+
+
+def _box_iou(a: list, b: list) -> np.ndarray:
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    return np.asarray(mask_utils.iou(a, b, [0] * len(b)))
+
+
+def _within(a: np.ndarray, b: np.ndarray, px: int = 2) -> float:
+    """Share of ``a``'s pixels within ``px`` pixels of ``b``."""
+    return float((a & ndi.binary_dilation(b, iterations=px)).sum() / max(a.sum(), 1))
+
+
+def missed_cells(truth: dict, pred: dict) -> dict[str, int]:
+    """Count true cells that no predicted whole-cell box finds, by the first reason that applies."""
+    gt, pr = _cells(truth), _cells(pred)
+    out = {"cells": 0, "missed": 0, **{k: 0 for k in MISS_KINDS}}
+    for name in sorted({k[0] for k in gt}):
+        g = [v for k, v in gt.items() if k[0] == name and 1 in v and 2 in v]
+        p = [v for k, v in pr.items() if k[0] == name and 1 in v]
+        cell = _box_iou([v[1]["bbox"] for v in g], [v[1]["bbox"] for v in p])
+        head = _box_iou(
+            [v[2]["bbox"] for v in g], [v[2]["bbox"] if 2 in v else [0, 0, 0, 0] for v in p]
+        )
+        out["cells"] += len(g)
+        for i, t in enumerate(g):
+            if len(p) and cell[i].max() >= 0.5:
+                continue
+            out["missed"] += 1
+            if not len(p) or head[i].max() < 0.5:
+                kind = "head not found"
+            elif 3 not in p[int(head[i].argmax())]:
+                kind = "no tail"
+            elif 3 not in t:
+                kind = "other"
+            else:
+                q = mask_utils.decode(p[int(head[i].argmax())][3]["segmentation"]).astype(bool)
+                m = mask_utils.decode(t[3]["segmentation"]).astype(bool)
+                prec, rec = _within(q, m), _within(m, q)
+                kind = (
+                    "another cell's tail" if prec < 0.3 else "tail cut short" if rec < 0.7
+                    else "tail runs on" if prec < 0.8 else "other"
+                )  # fmt: skip
+            out[kind] += 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", nargs="?", type=int, default=4)
     ap.add_argument("--seed", type=int, default=500)
     ap.add_argument("--score-threshold", type=float, default=None, help="for segment")
+    ap.add_argument("--misses", action="store_true", help="sort cells segment's boxes miss")
     a = ap.parse_args()
     print(f"{a.n} images per modality, seed {a.seed}; AP50 / AP / AR@100 (phase-low: AR@1000)")
     print(
@@ -89,6 +160,13 @@ def main() -> None:
                 f"   (detect {t_det:.0f} s, segment {t_seg:.0f} s, incl. start-up)",
                 flush=True,
             )
+            if a.misses:
+                m = missed_cells(
+                    json.loads((d / "annotations.json").read_text()),
+                    json.loads((d / "seg.json").read_text()),
+                )
+                why = ", ".join(f"{k} {m[k]}" for k in MISS_KINDS)
+                print(f"{'':12s} segment misses {m['missed']} of {m['cells']} cells: {why}")
 
 
 if __name__ == "__main__":
