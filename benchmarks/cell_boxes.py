@@ -57,12 +57,12 @@ def _scores(gt: Path, pred: Path, out: Path, max_dets: int) -> dict:
     return {c: res["categories"][c] for c in ("sperm", "head")}
 
 
-def _cells(data: dict) -> dict[tuple[str, int], dict[int, dict]]:
-    """``{(image file name, sperm id): {category id: annotation}}``; images by base name."""
+def _cells(data: dict) -> dict[str, dict[int, dict[int, dict]]]:
+    """``{image file name: {sperm id: {category id: annotation}}}``; images by base name."""
     names = {im["id"]: Path(im["file_name"]).name for im in data["images"]}
-    out: dict[tuple[str, int], dict[int, dict]] = defaultdict(dict)
+    out: dict[str, dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     for a in data["annotations"]:
-        out[(names[a["image_id"]], a["attributes"]["sperm_id"])][a["category_id"]] = a
+        out[names[a["image_id"]]][a["attributes"]["sperm_id"]][a["category_id"]] = a
     return out
 
 
@@ -81,9 +81,9 @@ def missed_cells(truth: dict, pred: dict) -> dict[str, int]:
     """Count true cells that no predicted whole-cell box finds, by the first reason that applies."""
     gt, pr = _cells(truth), _cells(pred)
     out = {"cells": 0, "missed": 0, **{k: 0 for k in MISS_KINDS}}
-    for name in sorted({k[0] for k in gt}):
-        g = [v for k, v in gt.items() if k[0] == name and 1 in v and 2 in v]
-        p = [v for k, v in pr.items() if k[0] == name and 1 in v]
+    for name in sorted(gt):
+        g = [v for v in gt[name].values() if 1 in v and 2 in v]
+        p = [v for v in pr.get(name, {}).values() if 1 in v]
         cell = _box_iou([v[1]["bbox"] for v in g], [v[1]["bbox"] for v in p])
         head = _box_iou(
             [v[2]["bbox"] for v in g], [v[2]["bbox"] if 2 in v else [0, 0, 0, 0] for v in p]
@@ -93,14 +93,15 @@ def missed_cells(truth: dict, pred: dict) -> dict[str, int]:
             if len(p) and cell[i].max() >= 0.5:
                 continue
             out["missed"] += 1
-            if not len(p) or head[i].max() < 0.5:
+            best = p[int(head[i].argmax())] if len(p) and head[i].max() >= 0.5 else None
+            if best is None:
                 kind = "head not found"
-            elif 3 not in p[int(head[i].argmax())]:
+            elif 3 not in best:
                 kind = "no tail"
             elif 3 not in t:
                 kind = "other"
             else:
-                q = mask_utils.decode(p[int(head[i].argmax())][3]["segmentation"]).astype(bool)
+                q = mask_utils.decode(best[3]["segmentation"]).astype(bool)
                 m = mask_utils.decode(t[3]["segmentation"]).astype(bool)
                 prec, rec = _within(q, m), _within(m, q)
                 kind = (

@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 from napari_sperm.synthetic.dataset import write_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from cell_boxes import MISS_KINDS, missed_cells  # noqa: E402
+from cell_boxes import MISS_KINDS, _cells, missed_cells  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,9 @@ def truth(tmp_path_factory) -> dict:
 
 
 def _parts(data: dict) -> dict[int, dict[int, dict]]:
-    out: dict[int, dict[int, dict]] = {}
-    for a in data["annotations"]:
-        out.setdefault(a["attributes"]["sperm_id"], {})[a["category_id"]] = a
-    return out
+    """``{sperm id: {category id: annotation}}`` of the one image."""
+    (cells,) = _cells(data).values()
+    return cells
 
 
 def _two_cells(data: dict) -> tuple[int, int]:
