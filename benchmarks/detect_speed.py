@@ -5,7 +5,10 @@ Runs under ``torch.inference_mode()`` (inside :meth:`Detector.detect`) with
 whole pipeline included (normalisation, pyramid, network, decoding, merging). Peak memory: the
 process's maximum resident set size (``resource.getrusage``). Adds CUDA figures when CUDA is present.
 
-Usage: .venv/bin/python benchmarks/detect_speed.py [--threads 2] [--frames 24]
+``--baseline`` adds, in the same run, the network as trained (batch norm not folded, channels-first
+layout; see :mod:`napari_sperm.detection.fused`) at batch 1, and the ratio of the two.
+
+Usage: .venv/bin/python benchmarks/detect_speed.py [--threads 2] [--frames 24] [--baseline]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--baseline", action="store_true", help="also time the unfolded network")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     sets = {
@@ -62,6 +66,15 @@ def main() -> None:
                 if dev == "cuda":
                     extra = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                 print(f"{dev:4s} {name:24s} batch {b}: {fps:6.1f} frames/s{extra}", flush=True)
+                if a.baseline and b == 1:
+                    fast, det.net = det.net, det.model
+                    slow = bench(det, frames, b)
+                    det.net = fast
+                    print(
+                        f"{dev:4s} {name:24s} batch {b}: {slow:6.1f} frames/s with the network as "
+                        f"trained (folded + channels-last: {fps / slow:.2f}x)",
+                        flush=True,
+                    )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory (whole process, incl. test frames): {rss:.0f} MiB")
 

@@ -22,6 +22,7 @@ from ..io.weights import read_model
 from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
+from .fused import as_input, inference_copy
 from .levels import build_pyramid
 from .model import SpermNet
 from .normalize import normalize_frame
@@ -70,6 +71,8 @@ class Detector:
         inf.update(config.get("inference", {}))
         self.inference = inf
         self.model = model.to(device).eval()
+        # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
+        self.net = inference_copy(self.model, device)
 
     # -- frames -------------------------------------------------------------------------------
     @staticmethod
@@ -122,7 +125,7 @@ class Detector:
             else:
                 ctx = nullcontext()
             with ctx:
-                heat, reg = self.model(xt)
+                heat, reg = self.net(as_input(xt))
             dets = decode_level(heat, reg, score_threshold, int(inf["max_dets_per_level"]))
             for i, d in enumerate(dets):
                 d[:, [1, 5, 7, 10]] += t.x0

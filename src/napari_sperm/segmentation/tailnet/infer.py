@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...detection.device import resolve_device
+from ...detection.fused import as_input, inference_copy
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
 from ...io.weights import read_model
@@ -42,7 +43,7 @@ def _logits(model: TailNet, x: torch.Tensor) -> torch.Tensor:
     ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return model(x)[..., :h, :w]
+    return model(as_input(x))[..., :h, :w]
 
 
 @torch.no_grad()
@@ -93,6 +94,8 @@ class TailFinder:
 
     def __init__(self, model: TailNet, config: dict, device: torch.device, path: Path | None):
         self.model = model.to(device).eval()
+        # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
+        self.net = inference_copy(self.model, device)
         self.config = config
         self.device = device
         self.path = path
@@ -102,7 +105,7 @@ class TailFinder:
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         """Tail probability ``(H, W)`` float32 of one grey or RGB frame of any real dtype."""
-        return probability_from_normalised(self.model, normalize_frame(image), self.device)
+        return probability_from_normalised(self.net, normalize_frame(image), self.device)
 
 
 _CACHE: dict[tuple[str, float, str], TailFinder] = {}
