@@ -14,7 +14,7 @@ cell's (under 30 % of the traced tail lies within 2 px of the true one); its tai
 (under 80 % of the traced tail within 2 px of the true one); none of these.
 
 Usage: .venv/bin/python benchmarks/cell_boxes.py [N_IMAGES] [--seed S] [--score-threshold T]
-       [--misses]
+       [--misses] [--tail-flips K]
 (default 4 images per modality, seed 500; about a minute on 2 CPU cores). Numbers only. Phase-low
 fields hold 300-500 cells, so they are scored with up to 1000 detections per image (AR@1000).
 """
@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=500)
     ap.add_argument("--score-threshold", type=float, default=None, help="for segment")
     ap.add_argument("--misses", action="store_true", help="sort cells segment's boxes miss")
+    ap.add_argument("--tail-flips", type=int, default=None, help="for segment (default: its own)")
     a = ap.parse_args()
     print(f"{a.n} images per modality, seed {a.seed}; AP50 / AP / AR@100 (phase-low: AR@1000)")
     print(
@@ -144,6 +145,8 @@ def main() -> None:
             extra = (
                 [] if a.score_threshold is None else ["--score-threshold", str(a.score_threshold)]
             )
+            if a.tail_flips is not None:
+                extra += ["--tail-flips", str(a.tail_flips)]
             t0 = time.perf_counter()
             _run("segment", str(d / "images"), "-o", str(d / "seg.json"), "-q", *extra)
             t_seg = time.perf_counter() - t0

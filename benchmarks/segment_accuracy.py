@@ -12,10 +12,11 @@ was traced along its whole length and the masks differ only at their edges), and
 of segmentation alone (detection not included).
 
 ``--tail-finder ridge`` uses the ridge filter instead of the tail network (the default, ``net``);
-``--tail-finder both`` prints both, one after the other, on the same fields.
+``--tail-finder both`` prints both, one after the other, on the same fields. ``--tail-flips 1,4``
+prints a line per number of flipped copies the tail network is averaged over (default: 4 only).
 
 Usage: .venv/bin/python benchmarks/segment_accuracy.py [N_FIELDS] [--truth-boxes] [--modality M]
-           [--tail-finder net|ridge|both|PATH]
+           [--tail-finder net|ridge|both|PATH] [--tail-flips 1,2,4,8]
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def _match(
     return out
 
 
-def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="net") -> dict:
+def evaluate(
+    modality: str, n: int, detector, truth_boxes: bool, tail_finder="net", flips: int | None = None
+) -> dict:
     head_ious, tail_ious, near = [], [], []
     n_true = n_pred = n_matched = 0
     seconds = 0.0
@@ -85,7 +88,7 @@ def evaluate(modality: str, n: int, detector, truth_boxes: bool, tail_finder="ne
         else:
             det = detector.detect(f.image, 0.3)
         t0 = time.perf_counter()
-        res = segment(f.image, det, tail_finder=tail_finder)[0]
+        res = segment(f.image, det, tail_finder=tail_finder, tail_flips=flips)[0]
         seconds += time.perf_counter() - t0
         preds = [r for r in res.sperm if r.head is not None]
         truth_h = [s.head.to_full(f.shape) for s in cells]
@@ -125,6 +128,7 @@ def main() -> None:
     ap.add_argument("--truth-boxes", action="store_true")
     ap.add_argument("--modality", action="append")
     ap.add_argument("--tail-finder", default="net")
+    ap.add_argument("--tail-flips", default="4", help="comma-separated, e.g. 1,4")
     a = ap.parse_args()
     torch.set_num_threads(2)
     detector = None if a.truth_boxes else load_detector(None, "cpu")
@@ -136,10 +140,16 @@ def main() -> None:
         f"{'head IoU':>8s} {'tail IoU':>8s} {'tail>=.5':>8s} {'P@1px':>6s} {'R@1px':>6s} {'fps':>6s}"
     )
     finders = ["net", "ridge"] if a.tail_finder == "both" else [a.tail_finder]
+    runs = [
+        (finder, int(k) if finder != "ridge" else None)
+        for finder in finders
+        for k in (a.tail_flips.split(",") if finder != "ridge" else ["-"])
+    ]
     for mod in a.modality or modality_names():
-        for finder in finders:
-            m = evaluate(mod, a.n, detector, a.truth_boxes, finder)
-            label = f"{mod} ({finder})" if len(finders) > 1 else mod
+        for finder, flips in runs:
+            m = evaluate(mod, a.n, detector, a.truth_boxes, finder, flips)
+            tag = finder if flips is None else f"{finder} x{flips}"
+            label = f"{mod} ({tag})" if len(runs) > 1 else mod
             print(
                 f"{label:12s} {m['cells']:6d} {m['matched']:7d} {m['missed']:6d} {m['false']:6d} "
                 f"{m['head_iou']:8.3f} {m['tail_iou']:8.3f} {m['tail_ok']:8.2f} "

@@ -163,6 +163,37 @@ def test_sam_without_checkpoint_falls_back_to_classic(
     assert (viewer.layers["heads"].features["engine"] == "classic").all()
 
 
+def test_tail_flips_reach_the_tail_network_and_show_only_for_it(
+    make_napari_viewer, qtbot, monkeypatch, field
+):
+    from napari_sperm.segmentation.tailnet import TailFinder
+
+    seen = []
+    real = TailFinder.probability
+
+    def spy(self, image, flips=None):
+        seen.append(self.flips if flips is None else flips)
+        return real(self, image, flips)
+
+    monkeypatch.setattr(TailFinder, "probability", spy)
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="cells")
+    _boxes_layer(viewer, [field])
+    widget = _widget(viewer)
+    assert widget.tail_flips.value == 4 and not widget.tail_flips.native.isHidden()
+    widget.tail_finder.value = "ridge"
+    assert widget.tail_flips.native.isHidden()
+    widget.tail_finder.value = "net"
+    widget.engine.value = "sam"
+    assert widget.tail_flips.native.isHidden()
+    widget.engine.value = "classic"
+    assert not widget.tail_flips.native.isHidden()
+    widget.tail_flips.value = 1
+    _run(widget, qtbot)
+    assert seen == [1]
+    assert (viewer.layers["heads"].features["paired"]).sum() >= 3
+
+
 def test_sam_engine_runs_end_to_end_with_a_tiny_model(make_napari_viewer, qtbot, field):
     from napari_sperm.segmentation.sam import tiny_sam
 

@@ -220,3 +220,74 @@ def test_segment_command_records_and_switches_the_tail_finder(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "tail-network weights" in err[0]
+
+
+def test_flip_averaging_flips_with_the_frame_and_is_the_mean_of_the_copies():
+    from napari_sperm.detection.normalize import normalize_frame
+    from napari_sperm.segmentation.tailnet.infer import FLIPS, probability_from_normalised
+
+    f, _, _, truth = _truth("brightfield", seed=13, n_sperm=6)
+    img = f.image[:200, :264]  # sides not multiples of 8: the padding is one-sided
+    finder = load_tail_net(device="cpu")
+    assert finder.flips == 4 and FLIPS == (1, 2, 4, 8)
+    once = finder.with_flips(1)
+    assert once.net is finder.net and finder.flips == 4  # a view, not a copy or a change
+    p1 = once.probability(img)
+    # a single pass is not exactly flip-equivariant; 4 and 8 copies are
+    assert np.abs(once.probability(img[:, ::-1])[:, ::-1] - p1).max() > 1e-3
+    for k in (4, 8):
+        pk = finder.probability(img, flips=k)
+        for flipped, back in (
+            (img[:, ::-1], lambda p: p[:, ::-1]),
+            (img[::-1], lambda p: p[::-1]),
+            (img[::-1, ::-1], lambda p: p[::-1, ::-1]),
+        ):
+            assert np.abs(back(finder.probability(flipped, flips=k)) - pk).max() < 1e-5
+    assert (
+        np.abs(finder.probability(img, flips=8) - finder.probability(img.T, flips=8).T).max() < 1e-5
+    )
+    # 2 copies: the frame and its half turn, averaged
+    x = normalize_frame(img)
+    half = probability_from_normalised(once.net, np.ascontiguousarray(x[:, ::-1, ::-1]))[::-1, ::-1]
+    np.testing.assert_allclose(finder.probability(img, flips=2), (p1 + half) / 2, atol=1e-6)
+    # averaging does not lose the tails: the mask is at least as good on this field
+    assert (
+        _iou(finder.probability(f.image) >= 0.5, truth)
+        >= _iou(once.probability(f.image) >= 0.5, truth) - 0.01
+    )
+    for bad in (3, 0, True, "4"):
+        with pytest.raises(SpermInputError, match="flips must be one of 1, 2, 4, 8"):
+            finder.with_flips(bad)
+
+
+def test_tail_flips_through_segment_and_the_command(tmp_path, capsys):
+    from napari_sperm.cli import build_parser
+    from napari_sperm.segmentation.segment import resolve_tail_finder
+    from napari_sperm.segmentation.tailnet.infer import DEFAULT_FLIPS, FLIPS
+    from napari_sperm.synthetic import write_dataset
+
+    parse = build_parser().parse_args
+    assert parse(["segment", "in", "-o", "out.json"]).tail_flips == DEFAULT_FLIPS
+    for k in FLIPS:
+        assert parse(["segment", "in", "-o", "out.json", "--tail-flips", str(k)]).tail_flips == k
+    assert resolve_tail_finder("net").flips == DEFAULT_FLIPS
+    assert resolve_tail_finder("net", flips=1).flips == 1
+    assert resolve_tail_finder("ridge", flips=2) is None
+    with pytest.raises(SpermInputError, match="flips"):
+        segment(np.zeros((64, 64), np.uint8), np.zeros((0, 4)), tail_flips=5)
+
+    data = write_dataset(tmp_path / "d", "phase-high", 1, seed=14, n_sperm=6).parent
+    runs = {}
+    for k in (1, 4):
+        out = tmp_path / f"x{k}.json"
+        argv = ["segment", str(data / "images"), "-o", str(out), "-q", "--tail-flips", str(k)]
+        assert main(argv) == 0
+        runs[k] = json.loads(out.read_text())
+        assert runs[k]["info"]["tail_flips"] == k
+    # the masks differ a little, the cells do not
+    heads = [[a["bbox"] for a in runs[k]["annotations"] if a["category_id"] == 2] for k in (1, 4)]
+    assert heads[0] == heads[1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", str(data / "images"), "-o", str(tmp_path / "y.json"), "--tail-flips", "3"])
+    assert exc.value.code == 2 and "--tail-flips" in capsys.readouterr().err

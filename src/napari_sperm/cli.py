@@ -318,6 +318,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         log=log,
         tail_finder=finder,
+        tail_flips=args.tail_flips,
         weights=str(args.weights or "default"),
         sam_model=args.sam_model if engine == "sam" else None,
     )
@@ -595,6 +596,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         default=None,
         help="other tail-network weights for --tail-finder net (default: the shipped ones)",
+    )
+    p.add_argument(
+        "--tail-flips",
+        type=int,
+        choices=[1, 2, 4, 8],  # tailnet.infer.FLIPS, DEFAULT_FLIPS (not imported: torch)
+        default=4,
+        help="--tail-finder net: average the network over this many flipped copies of each frame; "
+        "steadier tail edges, at that many times the network's time; 1 runs it once "
+        "(default: %(default)s)",
     )
     p.set_defaults(func=_cmd_segment)
 

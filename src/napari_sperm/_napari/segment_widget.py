@@ -20,6 +20,7 @@ from ..detection.inputs import frame_stack
 from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
 from ..segmentation.segment import iter_segment
+from ..segmentation.tailnet.infer import DEFAULT_FLIPS, FLIPS
 from .background import BackgroundRunner
 from .detection_layer import corners_box
 from .placement import current_frame
@@ -58,6 +59,13 @@ class SegmentWidget(Container):
             tooltip="classic engine: the small tail network shipped with napari-sperm, or an "
             "oriented ridge filter with no network",
         )
+        self.tail_flips = ComboBox(
+            label="tail flips",
+            choices=list(FLIPS),
+            value=DEFAULT_FLIPS,
+            tooltip="tail network: average it over this many flipped copies of each frame; "
+            "steadier tail edges, at that many times the network's time (1: run it once)",
+        )
         self.sam_model = ComboBox(label="SAM model", choices=SAM_MODELS, value="vit_b")
         self.checkpoint = FileEdit(
             label="SAM checkpoint",
@@ -77,6 +85,7 @@ class SegmentWidget(Container):
                 self.boxes,
                 self.engine,
                 self.tail_finder,
+                self.tail_flips,
                 self.sam_model,
                 self.checkpoint,
                 self.device,
@@ -88,6 +97,7 @@ class SegmentWidget(Container):
         )
         self._sam_cache: dict = {}
         self.engine.changed.connect(self._engine_changed)
+        self.tail_finder.changed.connect(self._engine_changed)
         self._engine_changed()
         for event in (
             viewer.layers.events.inserted,
@@ -101,6 +111,7 @@ class SegmentWidget(Container):
         self.sam_model.visible = sam
         self.checkpoint.visible = sam
         self.tail_finder.visible = not sam
+        self.tail_flips.visible = not sam and self.tail_finder.value == "net"
 
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
@@ -163,6 +174,7 @@ class SegmentWidget(Container):
         model, checkpoint, device = str(self.sam_model.value), self._checkpoint(), self.device.value
         threshold = float(self.score.value)
         tail_finder = str(self.tail_finder.value)
+        tail_flips = int(self.tail_flips.value)
         only_current = is_stack and self.frames.value == CURRENT
         replace = bool(self.replace.value)
         notes: list[str] = []
@@ -184,6 +196,7 @@ class SegmentWidget(Container):
                 sam=sam,
                 score_threshold=threshold,
                 tail_finder=tail_finder,
+                tail_flips=tail_flips if tail_finder == "net" else None,
             )
             return results, used
 

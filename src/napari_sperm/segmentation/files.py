@@ -59,6 +59,7 @@ def segment_files(
     batch_size: int = 4,
     log: Callable[[str], None] | None = None,
     tail_finder="net",
+    tail_flips: int | None = None,
     **info: Any,
 ) -> dict[str, Any]:
     """Detect, segment heads and tails, cluster tails, and return one COCO dataset.
@@ -78,6 +79,9 @@ def segment_files(
     tail_finder
         The classic engine's tail finder: ``"net"``, ``"ridge"``, a weights path or a loaded
         network (see :func:`~napari_sperm.segmentation.segment.iter_segment`).
+    tail_flips
+        How many flipped copies of each frame the tail network's probability is averaged over
+        (1, 2, 4 or 8; default: the finder's own, 4 for the shipped network).
     log
         Called with one line per input file.
     **info
@@ -91,7 +95,7 @@ def segment_files(
     from .segment import resolve_tail_finder
 
     files = expand_inputs(list(inputs))
-    finder = resolve_tail_finder(tail_finder) if engine == "classic" else None
+    finder = resolve_tail_finder(tail_finder, flips=tail_flips) if engine == "classic" else None
     items: list[SegmentedImage] = []
     for k, name in enumerate(files, start=1):
         img = read_image(name)
@@ -118,6 +122,8 @@ def segment_files(
             )
     if engine == "classic":
         info.setdefault("tail_finder", _finder_name(finder))
+        if finder is not None:
+            info.setdefault("tail_flips", finder.flips)
     return segmentation_to_coco(
         items, engine=engine, score_threshold=float(score_threshold), **info
     )

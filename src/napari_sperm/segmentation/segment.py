@@ -40,18 +40,24 @@ ENGINES = ("classic", "sam")
 TAIL_FINDERS = ("net", "ridge")
 
 
-def resolve_tail_finder(tail_finder, device: str = "cpu"):
+def resolve_tail_finder(tail_finder, device: str = "cpu", flips: int | None = None):
     """``"ridge"`` -> None (the ridge filter); ``"net"`` -> the shipped tail network; a path -> that
-    network's weights; a loaded :class:`~.tailnet.TailFinder` is returned as it is."""
+    network's weights; a loaded :class:`~.tailnet.TailFinder` is returned as it is. ``flips``
+    (default: the finder's own, :data:`~.tailnet.infer.DEFAULT_FLIPS` for a loaded one) sets how many
+    flipped copies of each frame the network's probability is averaged over."""
     if tail_finder is None or tail_finder == "ridge":
         return None
     from .tailnet import TailFinder, load_tail_net
+    from .tailnet.infer import check_flips
 
+    if flips is not None:
+        flips = check_flips(flips)
     if isinstance(tail_finder, TailFinder):
-        return tail_finder
-    if tail_finder == "net":
-        return load_tail_net(device=device)
-    return load_tail_net(tail_finder, device=device)
+        return tail_finder if flips is None else tail_finder.with_flips(flips)
+    weights = None if tail_finder == "net" else tail_finder
+    if flips is None:
+        return load_tail_net(weights, device=device)
+    return load_tail_net(weights, device=device, flips=flips)
 
 
 @dataclass
@@ -294,6 +300,7 @@ def iter_segment(
     head_params: HeadMaskParams | None = None,
     tail_params: TailMaskParams | None = None,
     tail_finder="net",
+    tail_flips: int | None = None,
 ) -> Generator[tuple[int, int], None, list[FrameSegmentation]]:
     """Segment heads and tails frame by frame; yields ``(frames_done, total)``.
 
@@ -322,6 +329,10 @@ def iter_segment(
         with the package (:mod:`~napari_sperm.segmentation.tailnet`, CPU), ``"ridge"`` the oriented
         ridge filter (:func:`~.tail_mask.tail_mask`, no network at all), a path to other tail-network
         weights, or a loaded :class:`~.tailnet.TailFinder`. Unused by the ``sam`` engine.
+    tail_flips : {1, 2, 4, 8}, optional
+        The tail network's probability is averaged over this many flipped copies of each frame
+        (default 4, or a loaded finder's own setting): steadier tail edges, at that many times the
+        network's time. 1 runs the network once.
 
     Returns
     -------
@@ -336,7 +347,7 @@ def iter_segment(
     if frames.shape[0] == 0 or 0 in frames.shape[1:3]:
         raise SpermInputError(f"the image is empty (shape {tuple(frames.shape)}).")
     dets = _as_detections(boxes, frames.shape[0])
-    finder = resolve_tail_finder(tail_finder) if engine == "classic" else None
+    finder = resolve_tail_finder(tail_finder, flips=tail_flips) if engine == "classic" else None
     out: list[FrameSegmentation] = []
     n = frames.shape[0]
     for f in range(n):

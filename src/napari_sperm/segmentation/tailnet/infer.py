@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,12 @@ from ...io.weights import read_model
 from .model import MULTIPLE, TailNet
 
 __all__ = [
+    "DEFAULT_FLIPS",
     "DEFAULT_TAIL_WEIGHTS",
+    "FLIPS",
     "TAIL_WEIGHTS_FORMAT",
     "TailFinder",
+    "check_flips",
     "load_tail_net",
     "probability_from_normalised",
     "save_tail_net",
@@ -46,19 +50,49 @@ def _logits(model: TailNet, x: torch.Tensor) -> torch.Tensor:
     return model(as_input(x))[..., :h, :w]
 
 
-@torch.no_grad()
-def probability_from_normalised(
-    model: TailNet, image: np.ndarray, device: torch.device | str = "cpu"
-) -> np.ndarray:
-    """Tail probability ``(H, W)`` float32 of a frame already normalised to ``(3, H, W)``.
+FLIPS = (1, 2, 4, 8)
+DEFAULT_FLIPS = 4
+# (transpose, reverse rows, reverse columns), in the order they are added: 2 = identity and the
+# half turn; 4 = every flip of rows and columns; 8 = those of the transposed frame as well.
+_TRANSFORMS = (
+    (False, False, False),
+    (False, True, True),
+    (False, True, False),
+    (False, False, True),
+    (True, False, False),
+    (True, True, True),
+    (True, True, False),
+    (True, False, True),
+)
 
-    Frames larger than 1024 px on a side run in overlapping tiles (64 px margins), so memory stays
-    bounded; each tile contributes only its core.
-    """
-    _, H, W = image.shape
-    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) - 0.5
-    out = np.empty((H, W), np.float32)
-    dev = torch.device(device)
+
+def check_flips(flips: int) -> int:
+    """``flips`` as an int, or a clear error when it is not one of :data:`FLIPS`."""
+    if isinstance(flips, bool) or flips not in FLIPS:
+        raise SpermInputError(
+            f"tail-network flips must be one of {', '.join(map(str, FLIPS))}, got {flips!r}."
+        )
+    return int(flips)
+
+
+def _transform(t: torch.Tensor, tr: bool, rows: bool, cols: bool) -> torch.Tensor:
+    """Apply one flip to the last two axes of ``t`` (its own inverse, up to the transpose)."""
+    if tr:
+        t = t.transpose(-1, -2)
+    dims = [d for d, on in ((-2, rows), (-1, cols)) if on]
+    return torch.flip(t, dims) if dims else t
+
+
+def _untransform(t: torch.Tensor, tr: bool, rows: bool, cols: bool) -> torch.Tensor:
+    dims = [d for d, on in ((-2, rows), (-1, cols)) if on]
+    t = torch.flip(t, dims) if dims else t
+    return t.transpose(-1, -2) if tr else t
+
+
+def _tiled_probability(model: TailNet, x: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """Tail probability ``(H, W)`` (on the CPU) of one ``(3, H, W)`` input, tiled when large."""
+    _, H, W = x.shape
+    out = torch.empty((H, W), dtype=torch.float32)
     use_amp = dev.type == "cuda"
     for y0 in range(0, H, TILE):
         for x0 in range(0, W, TILE):
@@ -67,10 +101,42 @@ def probability_from_normalised(
             tile = x[None, :, a0:a1, b0:b1].to(dev)
             with torch.autocast("cuda", enabled=use_amp):
                 logit = _logits(model, tile)
-            prob = torch.sigmoid(logit.float())[0, 0].cpu().numpy()
+            prob = torch.sigmoid(logit.float())[0, 0].cpu()
             ye, xe = min(H, y0 + TILE), min(W, x0 + TILE)
             out[y0:ye, x0:xe] = prob[y0 - a0 : ye - a0, x0 - b0 : xe - b0]
     return out
+
+
+@torch.no_grad()
+def probability_from_normalised(
+    model: TailNet, image: np.ndarray, device: torch.device | str = "cpu", flips: int = 1
+) -> np.ndarray:
+    """Tail probability ``(H, W)`` float32 of a frame already normalised to ``(3, H, W)``.
+
+    Parameters
+    ----------
+    model : TailNet
+    image : (3, H, W) float array
+        From :func:`~napari_sperm.detection.normalize.normalize_frame`.
+    device : torch.device or str
+    flips : {1, 2, 4, 8}
+        The network runs on this many flipped copies of the frame (identity; half turn; row and
+        column flips; the same on the transposed frame) and their probabilities, flipped back, are
+        averaged. The average is steadier at the tails' edges; time grows in proportion. With 4 or
+        8 the result flips exactly with the frame.
+
+    Frames larger than 1024 px on a side run in overlapping tiles (64 px margins), so memory stays
+    bounded; each tile contributes only its core.
+    """
+    flips = check_flips(flips)
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) - 0.5
+    dev = torch.device(device)
+    total = None
+    for tr, rows, cols in _TRANSFORMS[:flips]:
+        prob = _tiled_probability(model, _transform(x, tr, rows, cols), dev)
+        prob = _untransform(prob, tr, rows, cols)
+        total = prob if total is None else total.add_(prob)
+    return (total / flips).numpy() if flips > 1 else total.numpy()
 
 
 def save_tail_net(model: TailNet, path: str | Path, config: dict) -> None:
@@ -92,7 +158,15 @@ def save_tail_net(model: TailNet, path: str | Path, config: dict) -> None:
 class TailFinder:
     """A loaded tail network on one device (see :func:`load_tail_net`)."""
 
-    def __init__(self, model: TailNet, config: dict, device: torch.device, path: Path | None):
+    def __init__(
+        self,
+        model: TailNet,
+        config: dict,
+        device: torch.device,
+        path: Path | None,
+        flips: int = DEFAULT_FLIPS,
+    ):
+        self.flips = check_flips(flips)
         self.model = model.to(device).eval()
         # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
         self.net = inference_copy(self.model, device)
@@ -103,24 +177,41 @@ class TailFinder:
         low = config.get("low_threshold")
         self.low_threshold = None if low is None else float(low)
 
-    def probability(self, image: np.ndarray) -> np.ndarray:
-        """Tail probability ``(H, W)`` float32 of one grey or RGB frame of any real dtype."""
-        return probability_from_normalised(self.net, normalize_frame(image), self.device)
+    def probability(self, image: np.ndarray, flips: int | None = None) -> np.ndarray:
+        """Tail probability ``(H, W)`` float32 of one grey or RGB frame of any real dtype.
+
+        ``flips`` (default: the finder's :attr:`flips`): see :func:`probability_from_normalised`.
+        """
+        return probability_from_normalised(
+            self.net, normalize_frame(image), self.device, self.flips if flips is None else flips
+        )
+
+    def with_flips(self, flips: int) -> TailFinder:
+        """The same network (shared, not copied) averaging over ``flips`` flipped copies."""
+        out = copy.copy(self)
+        out.flips = check_flips(flips)
+        return out
 
 
 _CACHE: dict[tuple[str, float, str], TailFinder] = {}
 
 
-def load_tail_net(weights: str | Path | None = None, device: str = "auto") -> TailFinder:
-    """Load the tail network (``None``: the one shipped with the package); cached per file."""
+def load_tail_net(
+    weights: str | Path | None = None, device: str = "auto", flips: int = DEFAULT_FLIPS
+) -> TailFinder:
+    """Load the tail network (``None``: the one shipped with the package); cached per file.
+
+    ``flips``: how many flipped copies of each frame its probability is averaged over (see
+    :func:`probability_from_normalised`).
+    """
+    flips = check_flips(flips)
     path = Path(weights) if weights is not None else DEFAULT_TAIL_WEIGHTS
     dev = resolve_device(device)
     if not path.is_file():
         raise _bad(path, "no such file" if not path.exists() else "not a file")
     key = (str(path.resolve()), path.stat().st_mtime, str(dev))
-    if key in _CACHE:
-        return _CACHE[key]
-    config, model = read_model(path, TAIL_WEIGHTS_FORMAT, _bad, TailNet)
-    finder = TailFinder(model, config, dev, path)
-    _CACHE[key] = finder
-    return finder
+    if key not in _CACHE:
+        config, model = read_model(path, TAIL_WEIGHTS_FORMAT, _bad, TailNet)
+        _CACHE[key] = TailFinder(model, config, dev, path)
+    finder = _CACHE[key]
+    return finder if finder.flips == flips else finder.with_flips(flips)
