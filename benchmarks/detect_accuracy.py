@@ -10,7 +10,7 @@ default threshold) by what the head looks like, first that applies: overlapping 
 than 10 % of its pixels under another head), cut by the frame border, seen edge-on, or none of these.
 
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
-       [--misses]
+       [--misses] [--flips K]
 (default 8 fields per modality, about 1-2 minutes on 2 CPU cores).
 """
 
@@ -71,11 +71,12 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.05)
+    ap.add_argument("--flips", type=int, default=1, help="flipped copies averaged (1, 2, 4, 8)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--misses", action="store_true", help="sort missed heads by kind")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    det = load_detector(a.weights, "cpu")
+    det = load_detector(a.weights, "cpu", a.flips)
     names = list(MODALITIES) if not isinstance(MODALITIES, dict) else list(MODALITIES.keys())
     results = {}
     print(

@@ -111,3 +111,26 @@ def test_detect_refuses_to_overwrite_and_reports_bad_input(stacks, tmp_path, cap
         and "tpu" in errors[3]
     )
     assert not (tmp_path / "x.json").exists()
+
+
+def test_detect_flips_are_recorded_and_checked(stacks, tmp_path, capsys):
+    from napari_sperm.detection.detector import DEFAULT_FLIPS
+
+    out = {}
+    for k in (None, 1):
+        pred = tmp_path / f"pred{k}.json"
+        extra = [] if k is None else ["--flips", str(k)]
+        assert main(["detect", str(stacks / "images"), "-o", str(pred), "-q", *extra]) == 0
+        out[k] = json.loads(pred.read_text())
+    assert out[None]["info"]["detector_flips"] == DEFAULT_FLIPS
+    assert out[1]["info"]["detector_flips"] == 1
+    # one pass and the default average find about as many heads; their scores differ
+    n = {k: sum(a["category_id"] == 2 for a in ds["annotations"]) for k, ds in out.items()}
+    assert abs(n[None] - n[1]) <= 0.2 * n[1]
+    assert [a["score"] for a in out[None]["annotations"]] != [
+        a["score"] for a in out[1]["annotations"]
+    ]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(stacks / "images"), "-o", str(tmp_path / "x.json"), "--flips", "3"])
+    assert exc.value.code == 2 and "--flips" in capsys.readouterr().err

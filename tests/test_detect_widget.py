@@ -25,9 +25,11 @@ class ScriptedDetector:
     def __init__(self, delay=0.0):
         self.delay = delay
         self.calls = []
+        self.flips = []
 
-    def iter_detect(self, frames, score_threshold=0.3, batch_size=4):
+    def iter_detect(self, frames, score_threshold=0.3, batch_size=4, flips=None):
         self.calls.append(len(frames))
+        self.flips.append(flips)
         out = []
         for f in range(len(frames)):
             time.sleep(self.delay)
@@ -71,6 +73,21 @@ def test_boxes_land_on_their_frames_with_features(make_napari_viewer, qtbot):
     assert np.allclose(head2[:, 2].min(), 19.5) and np.allclose(head2[:, 2].max(), 27.5)
     # Colours by class.
     assert not np.allclose(layer.edge_color[0], layer.edge_color[1])
+
+
+def test_flips_choice_reaches_the_detector(make_napari_viewer, qtbot):
+    from napari_sperm.detection.detector import DEFAULT_FLIPS
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 80), np.uint8), name="cells")
+    detector = ScriptedDetector()
+    widget = _widget(viewer, detector)
+    assert widget.flips.value == DEFAULT_FLIPS == 2
+    assert list(widget.flips.choices) == [1, 2, 4, 8]
+    _run(widget, qtbot)
+    widget.flips.value = 4
+    _run(widget, qtbot)
+    assert detector.flips == [2, 4]
 
 
 def test_current_frame_only_and_rerun_replaces_own_unedited_layer(make_napari_viewer, qtbot):

@@ -223,3 +223,58 @@ def test_devices():
     if "cuda" not in devs:
         with pytest.raises(SpermInputError, match="available"):
             resolve_device("cuda")
+
+
+def test_flipped_copies_flip_with_the_frame(det):
+    # sides that stay multiples of 32 down the pyramid: the padding does not break the symmetry
+    img = make_field("phase-high", seed=908).image[:384, :512]
+
+    def table(res):
+        heads, cells = res.boxes[res.classes == 2], res.boxes[res.classes == 1]
+        order = np.lexsort((heads[:, 1], heads[:, 0]))
+        return heads[order], cells[order], res.scores[res.classes == 2][order]
+
+    def mirror(boxes, w):
+        out = boxes.copy()
+        out[:, 0] = w - boxes[:, 0] - boxes[:, 2]
+        return out
+
+    for k in (4, 8):
+        h, c, s = table(det.detect(img, 0.3, flips=k)[0])
+        h2, c2, s2 = table(det.detect(img[:, ::-1], 0.3, flips=k)[0])
+        assert len(h) > 10 and len(h) == len(h2)
+        o = np.lexsort((mirror(h2, 512)[:, 1], mirror(h2, 512)[:, 0]))
+        np.testing.assert_allclose(mirror(h2, 512)[o], h, atol=0.05)
+        np.testing.assert_allclose(mirror(c2, 512)[o], c, atol=0.05)
+        np.testing.assert_allclose(s2[o], s, atol=1e-4)
+    # 8 copies include the transposes: the transposed frame gives the transposed boxes
+    h, c, _ = table(det.detect(img, 0.3, flips=8)[0])
+    ht, ct, _ = table(det.detect(np.ascontiguousarray(img.T), 0.3, flips=8)[0])
+    swap = [1, 0, 3, 2]
+    o = np.lexsort((ht[:, swap][:, 1], ht[:, swap][:, 0]))
+    np.testing.assert_allclose(ht[:, swap][o], h, atol=0.05)
+    np.testing.assert_allclose(ct[:, swap][o], c, atol=0.05)
+    # one pass is not exactly symmetric, so the averaging is what makes it so
+    one = det.detect(img, 0.3, flips=1)[0]
+    one_m = det.detect(img[:, ::-1], 0.3, flips=1)[0]
+    a, b = one.scores[one.classes == 2], one_m.scores[one_m.classes == 2]
+    assert len(a) != len(b) or np.abs(np.sort(a) - np.sort(b)).max() > 1e-3
+
+
+def test_flips_find_the_same_heads_and_bad_values_are_refused(det, phase_high):
+    assert det.flips == 2
+    gt = np.array([t.head_box() for t in phase_high.sperm if t.head_box()], float)
+    found = {}
+    for k in (1, 4):
+        res = det.detect(phase_high.image, 0.3, flips=k)[0]
+        res = res.select(np.argsort(-res.scores, kind="stable"))
+        heads = res.boxes[res.classes == 2]
+        found[k] = (_greedy_matches(heads, gt), len(heads))
+    # the average finds the true heads one pass finds (or more), without more false ones
+    assert found[4][0] >= found[1][0] - 1 and found[4][0] >= 0.85 * len(gt), (found, len(gt))
+    assert found[4][1] - found[4][0] <= found[1][1] - found[1][0] + 1, found
+    for bad in (3, 0, True):
+        with pytest.raises(SpermInputError, match="detector flips must be one of 1, 2, 4, 8"):
+            det.detect(phase_high.image, 0.3, flips=bad)
+    with pytest.raises(SpermInputError, match="detector flips"):
+        load_detector(None, "cpu", flips=5)

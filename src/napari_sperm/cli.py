@@ -89,7 +89,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise SpermInputError(f"'{out}' already exists; choose another -o file or pass --force.")
-    detector = load_detector(args.weights, args.device)
+    detector = load_detector(args.weights, args.device, args.flips)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     ds = detect_files(
         args.inputs,
@@ -98,6 +98,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         args.batch_size,
         log,
         weights=str(args.weights or "default"),
+        detector_flips=args.flips,
     )
     atomic_write_json(out, ds)
     n_heads = sum(1 for a in ds["annotations"] if a["category_id"] == 2)
@@ -299,7 +300,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise SpermInputError(f"'{out}' already exists; choose another -o file or pass --force.")
-    detector = load_detector(args.weights, args.device)
+    detector = load_detector(args.weights, args.device, args.flips)
 
     def warn(line: str) -> None:
         print(f"napari-sperm segment: warning: {line}", file=sys.stderr)
@@ -320,6 +321,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         tail_finder=finder,
         tail_flips=args.tail_flips,
         weights=str(args.weights or "default"),
+        detector_flips=args.flips,
         sam_model=args.sam_model if engine == "sam" else None,
     )
     atomic_write_json(out, ds)
@@ -381,6 +383,14 @@ def _add_detector_options(
         default=4,
         metavar="B",
         help="frames per detector batch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--flips",
+        type=int,
+        choices=[1, 2, 4, 8],  # detection.flips.FLIPS, detector.DEFAULT_FLIPS (not imported: torch)
+        default=2,
+        help="detector: average it over this many flipped copies of each frame; steadier head "
+        "scores and boxes, at that many times the network's time (default: %(default)s)",
     )
     p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

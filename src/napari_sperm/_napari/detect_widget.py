@@ -11,7 +11,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlide
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
+from ..detection.detector import DEFAULT_FLIPS
 from ..detection.device import available_devices
+from ..detection.flips import FLIPS
 from ..detection.inputs import frame_stack
 from ..io.errors import SpermInputError
 from .background import BackgroundRunner
@@ -65,6 +67,13 @@ class DetectWidget(Container):
             tooltip="leave empty for the shipped default model",
         )
         self.batch = SpinBox(label="batch size", value=4, min=1, max=64)
+        self.flips = ComboBox(
+            label="flips",
+            choices=list(FLIPS),
+            value=DEFAULT_FLIPS,
+            tooltip="average the detector over this many flipped copies of each frame: steadier "
+            "head scores and boxes, at that many times the network's time",
+        )
         self.replace = CheckBox(
             text="replace my previous detections (never edited ones)", value=True
         )
@@ -77,6 +86,7 @@ class DetectWidget(Container):
                 self.device,
                 self.weights,
                 self.batch,
+                self.flips,
                 self.replace,
                 self.runner,
             ]
@@ -124,13 +134,14 @@ class DetectWidget(Container):
             first = current_frame(self._viewer, layer, frames.shape[0])
             frames = frames[first : first + 1]
         threshold, batch = float(self.score.value), int(self.batch.value)
+        flips = int(self.flips.value)
         weights, device = self._weights_path(), str(self.device.value)
         replace = bool(self.replace.value)
         only_current = is_stack and self.frames.value == CURRENT
 
         def work():
             detector = self._detector(weights, device)
-            results = yield from detector.iter_detect(frames, threshold, batch)
+            results = yield from detector.iter_detect(frames, threshold, batch, flips)
             for r in results:
                 r.frame += first
             return results

@@ -22,6 +22,7 @@ from ..io.weights import read_model
 from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
+from .flips import TRANSFORMS, check_flips, flip, unflip
 from .fused import as_input, inference_copy
 from .levels import build_pyramid
 from .model import SpermNet
@@ -29,12 +30,21 @@ from .normalize import normalize_frame
 from .results import FrameDetections
 from .tiling import plan_tiles
 
-__all__ = ["DEFAULT_WEIGHTS", "WEIGHTS_FORMAT", "Detector", "detect", "load_detector"]
+__all__ = [
+    "DEFAULT_FLIPS",
+    "DEFAULT_WEIGHTS",
+    "WEIGHTS_FORMAT",
+    "Detector",
+    "detect",
+    "load_detector",
+    "unflip_regression",
+]
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "default.pt"
 WEIGHTS_FORMAT = "napari-sperm-detector"
 _HINT = "pass --weights PATH or omit it for the default"
 
+DEFAULT_FLIPS = 2  # the frame and its half turn: about 30 frames/s at 640x480 on 2 CPU cores
 DEFAULT_INFERENCE = {
     "levels": 3,
     "level_bounds": [17.0, 58.0],
@@ -50,20 +60,60 @@ def _bad(path: Path, why: str) -> SpermInputError:
     return SpermInputError(f"Cannot load detector weights {str(path)!r}: {why}; {_HINT}.")
 
 
-def load_detector(weights: str | Path | None = None, device: str = "auto") -> Detector:
-    """Load a detector from a weights file (``None``: the default shipped with the package)."""
+def unflip_regression(reg: torch.Tensor, transform: tuple[bool, bool, bool]) -> torch.Tensor:
+    """Regression channels computed on a flipped frame, in the frame's own terms.
+
+    ``reg`` (B, 9, h, w) is already back in frame axes (:func:`.flips.unflip`); its channels (see
+    :mod:`.model`) still describe the flipped frame: a column flip turns the sub-cell offset dx into
+    1 - dx and swaps the left and right box edges, a row flip does the same to dy, top and bottom,
+    and a transpose swaps x with y (offsets, head width with height, left with top, right with
+    bottom). Exact because padded tiles are a multiple of the stride.
+    """
+    tr, rows, cols = transform
+    r = reg.clone()
+    if cols:
+        r[:, 0] = 1 - r[:, 0]
+        r[:, [4, 6]] = r[:, [6, 4]]
+    if rows:
+        r[:, 1] = 1 - r[:, 1]
+        r[:, [5, 7]] = r[:, [7, 5]]
+    if tr:
+        r[:, [0, 1, 2, 3, 4, 5, 6, 7]] = r[:, [1, 0, 3, 2, 5, 4, 7, 6]]
+    return r
+
+
+def load_detector(
+    weights: str | Path | None = None, device: str = "auto", flips: int = DEFAULT_FLIPS
+) -> Detector:
+    """Load a detector from a weights file (``None``: the default shipped with the package).
+
+    ``flips``: how many flipped copies of each frame the network's outputs are averaged over by
+    default (see :class:`Detector`).
+    """
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     dev = resolve_device(device)
     config, model = read_model(path, WEIGHTS_FORMAT, _bad, SpermNet)
-    return Detector(model, config, dev, path)
+    return Detector(model, config, dev, path, flips=flips)
 
 
 class Detector:
-    """A loaded detector on one device (see :func:`load_detector`)."""
+    """A loaded detector on one device (see :func:`load_detector`).
+
+    ``flips`` (1, 2, 4 or 8; default 2): the network runs on this many flipped copies of each frame
+    (see :mod:`.flips`) and its head-centre probabilities and box regressions, flipped back, are
+    averaged. More copies give steadier head scores and boxes, at that many times the network's
+    time; :meth:`detect` can override it per call.
+    """
 
     def __init__(
-        self, model: SpermNet, config: dict, device: torch.device, path: Path | None = None
+        self,
+        model: SpermNet,
+        config: dict,
+        device: torch.device,
+        path: Path | None = None,
+        flips: int = DEFAULT_FLIPS,
     ):
+        self.flips = check_flips(flips, "detector flips")
         self.device = device
         self.path = path
         self.config = config
@@ -108,7 +158,23 @@ class Detector:
         return np.asarray(f)
 
     # -- core ---------------------------------------------------------------------------------
-    def _run_level(self, x: torch.Tensor, score_threshold: float) -> list[np.ndarray]:
+    def _forward(self, x: torch.Tensor, flips: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heat logits and regressions of one padded tile, averaged over ``flips`` copies."""
+        if flips == 1:
+            return self.net(as_input(x))
+        prob = reg = None
+        for transform in TRANSFORMS[:flips]:
+            h, r = self.net(as_input(flip(x, transform)))
+            p = unflip(torch.sigmoid(h.float()), transform)
+            r = unflip_regression(unflip(r.float(), transform), transform)
+            prob = p if prob is None else prob + p
+            reg = r if reg is None else reg + r
+        prob = (prob / flips).clamp(1e-6, 1 - 1e-6)
+        return torch.log(prob / (1 - prob)), reg / flips
+
+    def _run_level(
+        self, x: torch.Tensor, score_threshold: float, flips: int = 1
+    ) -> list[np.ndarray]:
         """Network + peak decoding on one pyramid level ``(B, 3, H, W)``, tiled if large."""
         inf = self.inference
         b, _, h, w = x.shape
@@ -125,7 +191,7 @@ class Detector:
             else:
                 ctx = nullcontext()
             with ctx:
-                heat, reg = self.net(as_input(xt))
+                heat, reg = self._forward(xt, flips)
             dets = decode_level(heat, reg, score_threshold, int(inf["max_dets_per_level"]))
             for i, d in enumerate(dets):
                 d[:, [1, 5, 7, 10]] += t.x0
@@ -135,7 +201,9 @@ class Detector:
                 per_image[i].append(d[inside])
         return [np.concatenate(p, 0) for p in per_image]
 
-    def _detect_batch(self, batch: list[np.ndarray], score_threshold: float) -> list[np.ndarray]:
+    def _detect_batch(
+        self, batch: list[np.ndarray], score_threshold: float, flips: int = 1
+    ) -> list[np.ndarray]:
         inf = self.inference
         arr = np.stack([normalize_frame(f) for f in batch])
         x = torch.from_numpy(arr).to(self.device, non_blocking=True)
@@ -146,7 +214,7 @@ class Detector:
             if min(xl.shape[-2:]) < 8:
                 break
             s = float(2**k)
-            for i, d in enumerate(self._run_level(xl, score_threshold)):
+            for i, d in enumerate(self._run_level(xl, score_threshold, flips)):
                 d[:, 1:12] *= s
                 hl = d[:, 9]
                 lo, hi = bounds[k], bounds[k + 1] if k + 1 < len(bounds) else float("inf")
@@ -193,12 +261,16 @@ class Detector:
         frames,
         score_threshold: float = 0.3,
         batch_size: int = 4,
+        flips: int | None = None,
     ) -> Generator[tuple[int, int], None, list[FrameDetections]]:
         """Detect frame by frame; yields ``(frames_done, total)`` after each batch.
+
+        ``flips`` (1, 2, 4 or 8; default: the detector's :attr:`flips`): see :class:`Detector`.
 
         The generator's return value (``StopIteration.value``, or ``yield from``) is the list of
         :class:`FrameDetections`, one per frame with ``.frame`` its index.
         """
+        flips = self.flips if flips is None else check_flips(flips, "detector flips")
         frames, n, single = self._as_frames(frames)
         batch_size = max(1, int(batch_size))
         results: list[FrameDetections] = []
@@ -215,16 +287,20 @@ class Detector:
                 )
                 dets: list[np.ndarray] = []
                 for g in groups:
-                    dets += self._detect_batch(g, score_threshold)
+                    dets += self._detect_batch(g, score_threshold, flips)
                 results += [self._to_result(d, i) for d, i in zip(dets, idx)]
                 yield len(results), n
         return results
 
     def detect(
-        self, frames, score_threshold: float = 0.3, batch_size: int = 4
+        self,
+        frames,
+        score_threshold: float = 0.3,
+        batch_size: int = 4,
+        flips: int | None = None,
     ) -> list[FrameDetections]:
         """Run :meth:`iter_detect` to the end and return its list."""
-        return drain(self.iter_detect(frames, score_threshold, batch_size))
+        return drain(self.iter_detect(frames, score_threshold, batch_size, flips))
 
 
 def detect(
@@ -233,6 +309,7 @@ def detect(
     device: str = "auto",
     score_threshold: float = 0.3,
     batch_size: int = 4,
+    flips: int = DEFAULT_FLIPS,
 ) -> list[FrameDetections]:
     """One-call detection: :func:`load_detector` then :meth:`Detector.detect`."""
-    return load_detector(weights, device).detect(image, score_threshold, batch_size)
+    return load_detector(weights, device, flips).detect(image, score_threshold, batch_size)

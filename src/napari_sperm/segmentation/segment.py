@@ -51,7 +51,7 @@ def resolve_tail_finder(tail_finder, device: str = "cpu", flips: int | None = No
     from .tailnet.infer import check_flips
 
     if flips is not None:
-        flips = check_flips(flips)
+        flips = check_flips(flips, "tail-network flips")
     if isinstance(tail_finder, TailFinder):
         return tail_finder if flips is None else tail_finder.with_flips(flips)
     weights = None if tail_finder == "net" else tail_finder

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ...detection.device import resolve_device
+from ...detection.flips import FLIPS, TRANSFORMS, check_flips, flip, unflip
 from ...detection.fused import as_input, inference_copy
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
@@ -50,43 +51,7 @@ def _logits(model: TailNet, x: torch.Tensor) -> torch.Tensor:
     return model(as_input(x))[..., :h, :w]
 
 
-FLIPS = (1, 2, 4, 8)
 DEFAULT_FLIPS = 4
-# (transpose, reverse rows, reverse columns), in the order they are added: 2 = identity and the
-# half turn; 4 = every flip of rows and columns; 8 = those of the transposed frame as well.
-_TRANSFORMS = (
-    (False, False, False),
-    (False, True, True),
-    (False, True, False),
-    (False, False, True),
-    (True, False, False),
-    (True, True, True),
-    (True, True, False),
-    (True, False, True),
-)
-
-
-def check_flips(flips: int) -> int:
-    """``flips`` as an int, or a clear error when it is not one of :data:`FLIPS`."""
-    if isinstance(flips, bool) or flips not in FLIPS:
-        raise SpermInputError(
-            f"tail-network flips must be one of {', '.join(map(str, FLIPS))}, got {flips!r}."
-        )
-    return int(flips)
-
-
-def _transform(t: torch.Tensor, tr: bool, rows: bool, cols: bool) -> torch.Tensor:
-    """Apply one flip to the last two axes of ``t`` (its own inverse, up to the transpose)."""
-    if tr:
-        t = t.transpose(-1, -2)
-    dims = [d for d, on in ((-2, rows), (-1, cols)) if on]
-    return torch.flip(t, dims) if dims else t
-
-
-def _untransform(t: torch.Tensor, tr: bool, rows: bool, cols: bool) -> torch.Tensor:
-    dims = [d for d, on in ((-2, rows), (-1, cols)) if on]
-    t = torch.flip(t, dims) if dims else t
-    return t.transpose(-1, -2) if tr else t
 
 
 def _tiled_probability(model: TailNet, x: torch.Tensor, dev: torch.device) -> torch.Tensor:
@@ -128,13 +93,12 @@ def probability_from_normalised(
     Frames larger than 1024 px on a side run in overlapping tiles (64 px margins), so memory stays
     bounded; each tile contributes only its core.
     """
-    flips = check_flips(flips)
+    flips = check_flips(flips, "tail-network flips")
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) - 0.5
     dev = torch.device(device)
     total = None
-    for tr, rows, cols in _TRANSFORMS[:flips]:
-        prob = _tiled_probability(model, _transform(x, tr, rows, cols), dev)
-        prob = _untransform(prob, tr, rows, cols)
+    for transform in TRANSFORMS[:flips]:
+        prob = unflip(_tiled_probability(model, flip(x, transform), dev), transform)
         total = prob if total is None else total.add_(prob)
     return (total / flips).numpy() if flips > 1 else total.numpy()
 
@@ -166,7 +130,7 @@ class TailFinder:
         path: Path | None,
         flips: int = DEFAULT_FLIPS,
     ):
-        self.flips = check_flips(flips)
+        self.flips = check_flips(flips, "tail-network flips")
         self.model = model.to(device).eval()
         # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
         self.net = inference_copy(self.model, device)
@@ -189,7 +153,7 @@ class TailFinder:
     def with_flips(self, flips: int) -> TailFinder:
         """The same network (shared, not copied) averaging over ``flips`` flipped copies."""
         out = copy.copy(self)
-        out.flips = check_flips(flips)
+        out.flips = check_flips(flips, "tail-network flips")
         return out
 
 
@@ -204,7 +168,7 @@ def load_tail_net(
     ``flips``: how many flipped copies of each frame its probability is averaged over (see
     :func:`probability_from_normalised`).
     """
-    flips = check_flips(flips)
+    flips = check_flips(flips, "tail-network flips")
     path = Path(weights) if weights is not None else DEFAULT_TAIL_WEIGHTS
     dev = resolve_device(device)
     if not path.is_file():
