@@ -13,7 +13,6 @@ from napari.utils.notifications import show_error, show_info
 
 from ..detection.detector import DEFAULT_FLIPS
 from ..detection.device import available_devices
-from ..detection.flips import FLIPS
 from ..detection.inputs import frame_stack
 from ..io.errors import SpermInputError
 from .background import BackgroundRunner
@@ -25,6 +24,7 @@ from .detection_layer import (
     shapes_from_detections,
     stamp,
 )
+from .flips_choice import flips_choice
 from .placement import current_frame
 
 if TYPE_CHECKING:
@@ -67,12 +67,8 @@ class DetectWidget(Container):
             tooltip="leave empty for the shipped default model",
         )
         self.batch = SpinBox(label="batch size", value=4, min=1, max=64)
-        self.flips = ComboBox(
-            label="flips",
-            choices=list(FLIPS),
-            value=DEFAULT_FLIPS,
-            tooltip="average the detector over this many flipped copies of each frame: steadier "
-            "head scores and boxes, at that many times the network's time",
+        self.flips = flips_choice(
+            "flips", DEFAULT_FLIPS, "detector", "steadier head scores and boxes"
         )
         self.replace = CheckBox(
             text="replace my previous detections (never edited ones)", value=True

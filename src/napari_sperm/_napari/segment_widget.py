@@ -20,9 +20,10 @@ from ..detection.inputs import frame_stack
 from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
 from ..segmentation.segment import iter_segment
-from ..segmentation.tailnet.infer import DEFAULT_FLIPS, FLIPS
+from ..segmentation.tailnet.infer import DEFAULT_FLIPS
 from .background import BackgroundRunner
 from .detection_layer import corners_box
+from .flips_choice import flips_choice
 from .placement import current_frame
 from .tails_layers import heads_from_shapes, is_detections_layer
 
@@ -59,12 +60,8 @@ class SegmentWidget(Container):
             tooltip="classic engine: the small tail network shipped with napari-sperm, or an "
             "oriented ridge filter with no network",
         )
-        self.tail_flips = ComboBox(
-            label="tail flips",
-            choices=list(FLIPS),
-            value=DEFAULT_FLIPS,
-            tooltip="tail network: average it over this many flipped copies of each frame; "
-            "steadier tail edges, at that many times the network's time (1: run it once)",
+        self.tail_flips = flips_choice(
+            "tail flips", DEFAULT_FLIPS, "tail network", "steadier tail edges"
         )
         self.sam_model = ComboBox(label="SAM model", choices=SAM_MODELS, value="vit_b")
         self.checkpoint = FileEdit(
