@@ -22,7 +22,7 @@ from ..io.weights import read_model
 from ..progress import drain
 from .decode import decode_level, suppress_by_centre
 from .device import resolve_device
-from .flips import TRANSFORMS, check_flips, flip, unflip
+from .flips import check_flips, mean_over_flips, unflip
 from .fused import as_input, inference_copy
 from .levels import build_pyramid
 from .model import SpermNet
@@ -162,19 +162,17 @@ class Detector:
         """Heat logits and regressions of one padded tile, averaged over ``flips`` copies."""
         if flips == 1:
             return self.net(as_input(x))
-        prob = reg = None
-        for transform in TRANSFORMS[:flips]:
-            h, r = self.net(as_input(flip(x, transform)))
-            p = unflip(torch.sigmoid(h.float()), transform)
-            r = unflip_regression(unflip(r.float(), transform), transform)
-            prob = p if prob is None else prob + p
-            reg = r if reg is None else reg + r
-        prob = (prob / flips).clamp(1e-6, 1 - 1e-6)
-        return torch.log(prob / (1 - prob)), reg / flips
 
-    def _run_level(
-        self, x: torch.Tensor, score_threshold: float, flips: int = 1
-    ) -> list[np.ndarray]:
+        def one(xf: torch.Tensor, transform) -> tuple[torch.Tensor, torch.Tensor]:
+            h, r = self.net(as_input(xf))
+            p = unflip(torch.sigmoid(h.float()), transform)
+            return p, unflip_regression(unflip(r.float(), transform), transform)
+
+        prob, reg = mean_over_flips(one, x, flips)
+        prob = prob.clamp(1e-6, 1 - 1e-6)
+        return torch.log(prob / (1 - prob)), reg
+
+    def _run_level(self, x: torch.Tensor, score_threshold: float, flips: int) -> list[np.ndarray]:
         """Network + peak decoding on one pyramid level ``(B, 3, H, W)``, tiled if large."""
         inf = self.inference
         b, _, h, w = x.shape
@@ -202,7 +200,7 @@ class Detector:
         return [np.concatenate(p, 0) for p in per_image]
 
     def _detect_batch(
-        self, batch: list[np.ndarray], score_threshold: float, flips: int = 1
+        self, batch: list[np.ndarray], score_threshold: float, flips: int
     ) -> list[np.ndarray]:
         inf = self.inference
         arr = np.stack([normalize_frame(f) for f in batch])

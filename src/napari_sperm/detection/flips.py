@@ -8,11 +8,13 @@ network's mask edges, the detector's head scores and boxes), at that many times 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..io.errors import SpermInputError
 
-__all__ = ["FLIPS", "TRANSFORMS", "check_flips", "flip", "unflip"]
+__all__ = ["FLIPS", "TRANSFORMS", "check_flips", "flip", "mean_over_flips", "unflip"]
 
 FLIPS = (1, 2, 4, 8)
 # (transpose, reverse rows, reverse columns), in the order they are added.
@@ -54,3 +56,20 @@ def unflip(t: torch.Tensor, transform: tuple[bool, bool, bool]) -> torch.Tensor:
     dims = _dims(rows, cols)
     t = torch.flip(t, dims) if dims else t
     return t.transpose(-1, -2) if tr else t
+
+
+def mean_over_flips(
+    run: Callable[[torch.Tensor, tuple[bool, bool, bool]], tuple[torch.Tensor, ...]],
+    x: torch.Tensor,
+    flips: int,
+) -> tuple[torch.Tensor, ...]:
+    """The mean over the first ``flips`` :data:`TRANSFORMS` of ``run(flip(x, transform), transform)``.
+
+    ``run`` gets the flipped input and its transform and returns a tuple of tensors already back in
+    the frame's own terms (:func:`unflip`, plus whatever its channels need); each is averaged.
+    """
+    total = None
+    for transform in TRANSFORMS[:flips]:
+        out = run(flip(x, transform), transform)
+        total = list(out) if total is None else [a + b for a, b in zip(total, out)]
+    return tuple(a / flips for a in total)

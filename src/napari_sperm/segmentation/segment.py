@@ -48,16 +48,12 @@ def resolve_tail_finder(tail_finder, device: str = "cpu", flips: int | None = No
     if tail_finder is None or tail_finder == "ridge":
         return None
     from .tailnet import TailFinder, load_tail_net
-    from .tailnet.infer import check_flips
 
-    if flips is not None:
-        flips = check_flips(flips, "tail-network flips")
     if isinstance(tail_finder, TailFinder):
-        return tail_finder if flips is None else tail_finder.with_flips(flips)
-    weights = None if tail_finder == "net" else tail_finder
-    if flips is None:
-        return load_tail_net(weights, device=device)
-    return load_tail_net(weights, device=device, flips=flips)
+        finder = tail_finder
+    else:
+        finder = load_tail_net(None if tail_finder == "net" else tail_finder, device=device)
+    return finder if flips is None else finder.with_flips(flips)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ...detection.device import resolve_device
-from ...detection.flips import FLIPS, TRANSFORMS, check_flips, flip, unflip
+from ...detection.flips import FLIPS, check_flips, mean_over_flips, unflip
 from ...detection.fused import as_input, inference_copy
 from ...detection.normalize import normalize_frame
 from ...io.errors import SpermInputError
@@ -96,11 +96,10 @@ def probability_from_normalised(
     flips = check_flips(flips, "tail-network flips")
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32)) - 0.5
     dev = torch.device(device)
-    total = None
-    for transform in TRANSFORMS[:flips]:
-        prob = unflip(_tiled_probability(model, flip(x, transform), dev), transform)
-        total = prob if total is None else total.add_(prob)
-    return (total / flips).numpy() if flips > 1 else total.numpy()
+    (prob,) = mean_over_flips(
+        lambda xf, transform: (unflip(_tiled_probability(model, xf, dev), transform),), x, flips
+    )
+    return prob.numpy()
 
 
 def save_tail_net(model: TailNet, path: str | Path, config: dict) -> None:
