@@ -2,9 +2,9 @@
 
 Pipeline per batch of frames: :func:`.normalize.normalize_frame` -> one host-to-device copy ->
 image pyramid (1, 1/2, 1/4) -> the network on each level (tiled when a level is larger than the
-tile size) -> 3x3 max-pool peaks -> each peak gives a head box and its whole-cell box (same score,
-same sperm id) -> a level keeps only cells whose predicted head length belongs to it -> duplicates
-(across levels and tiles) removed by head-centre distance.
+tile size) -> peaks (cells no edge-sharing neighbour beats) -> each peak gives a head box and its
+whole-cell box (same score, same sperm id) -> a level keeps only cells whose predicted head length
+belongs to it -> duplicates (across cells, levels and tiles) removed by head-box overlap.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..io.errors import SpermInputError
 from ..io.weights import read_model
 from ..progress import drain
-from .decode import decode_level, suppress_by_centre
+from .decode import PEAK_NEIGHBOURS, decode_level, suppress_overlapping
 from .device import resolve_device
 from .flips import check_flips, mean_over_flips, unflip
 from .fused import as_input, inference_copy
@@ -51,9 +51,16 @@ DEFAULT_INFERENCE = {
     "tile": 1024,
     "tile_margin": 128,
     "pad_multiple": 32,
-    "suppress_radius": 0.5,
+    "peak_neighbours": 4,
+    "suppress_iou": 0.5,
     "max_dets_per_level": 2000,
 }
+"""Inference settings; a weights file's ``config["inference"]`` overrides them key by key.
+
+``peak_neighbours`` (4 or 8) and ``suppress_iou`` are read by :func:`.decode.find_peaks` and
+:func:`.decode.suppress_overlapping`. Files written before these existed carry ``suppress_radius``
+(the earlier head-centre distance rule), which is no longer read.
+"""
 
 
 def _bad(path: Path, why: str) -> SpermInputError:
@@ -119,6 +126,16 @@ class Detector:
         self.config = config
         inf = dict(DEFAULT_INFERENCE)
         inf.update(config.get("inference", {}))
+        if inf["peak_neighbours"] not in PEAK_NEIGHBOURS:
+            raise _bad(
+                path or Path("<config>"),
+                f"inference peak_neighbours must be 4 or 8, not {inf['peak_neighbours']!r}",
+            )
+        iou = inf["suppress_iou"]
+        if isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 < iou <= 1:
+            raise _bad(
+                path or Path("<config>"), f"inference suppress_iou must be in (0, 1], not {iou!r}"
+            )
         self.inference = inf
         self.model = model.to(device).eval()
         # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
@@ -190,7 +207,13 @@ class Detector:
                 ctx = nullcontext()
             with ctx:
                 heat, reg = self._forward(xt, flips)
-            dets = decode_level(heat, reg, score_threshold, int(inf["max_dets_per_level"]))
+            dets = decode_level(
+                heat,
+                reg,
+                score_threshold,
+                int(inf["max_dets_per_level"]),
+                int(inf["peak_neighbours"]),
+            )
             for i, d in enumerate(dets):
                 d[:, [1, 5, 7, 10]] += t.x0
                 d[:, [2, 6, 8, 11]] += t.y0
@@ -222,7 +245,7 @@ class Detector:
         out = []
         for parts in merged:
             d = np.concatenate(parts, 0) if parts else np.zeros((0, 14), np.float32)
-            d = suppress_by_centre(d, float(inf["suppress_radius"]))
+            d = suppress_overlapping(d, float(inf["suppress_iou"]))
             out.append(self._clip(d, h, w))
         return out
 
