@@ -248,3 +248,40 @@ def test_stream_writes_what_append_dataset_builds(tmp_path):
     aborted.add(parts[0])
     aborted.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_flips_are_settings_passed_recorded_and_checked(stacks, serial_out, tmp_path, capsys):
+    import torch
+
+    from napari_sperm.batch.worker import get_detector
+    from napari_sperm.cli import build_parser
+    from napari_sperm.segmentation.files import segment_files
+
+    out = tmp_path / "one-pass"
+    shutil.copytree(serial_out, out, copy_function=shutil.copy2)  # made with the defaults
+    report = run_batch(stacks[:1], out, scheduler="serial", flips=1, tail_flips=1)
+    assert report.records[0].status == "done"  # other settings: redone, not skipped
+    ds = _load(report.records[0].output)
+    assert ds["info"]["detector_flips"] == 1 and ds["info"]["tail_flips"] == 1
+    assert ds["info"]["batch_settings"]["flips"] == 1
+    name = Path(report.records[0].output).name
+    assert _content(out / name) != _content(serial_out / name)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = segment_files(
+            stacks[:1], get_detector(None, "auto", 1), score_threshold=0.3, tail_flips=1
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert _content(out / name) == (ref["images"], ref["annotations"])
+    again = run_batch(stacks[:1], out, scheduler="serial", flips=1, tail_flips=1)
+    assert again.records[0].status == "skipped"
+    with pytest.raises(SpermInputError, match="--tail-flips"):
+        run_batch(stacks[:1], out, scheduler="serial", tail_flips=3)
+    parse = build_parser().parse_args
+    args = parse(["batch", "in.tif", "-o", "out"])
+    assert (args.flips, args.tail_flips) == (2, 4)
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", stacks[0], "-o", str(out), "--flips", "3"])
+    assert exc.value.code == 2 and "--flips" in capsys.readouterr().err

@@ -354,6 +354,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         progress=progress,
         weights=args.weights,
         chunk_frames=args.chunk_frames,
+        flips=args.flips,
+        tail_flips=args.tail_flips,
     )
     print(format_table(report))
     if report.merged:
@@ -384,6 +386,13 @@ def _add_detector_options(
         metavar="B",
         help="frames per detector batch (default: %(default)s)",
     )
+    _add_flips_option(p)
+    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_flips_option(p: argparse.ArgumentParser) -> None:
+    """``--flips``: the detector's flipped copies (``detect``, ``segment``, ``batch``)."""
     p.add_argument(
         "--flips",
         type=int,
@@ -392,8 +401,19 @@ def _add_detector_options(
         help="detector: average it over this many flipped copies of each frame; steadier head "
         "scores and boxes, at that many times the network's time (default: %(default)s)",
     )
-    p.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_tail_flips_option(p: argparse.ArgumentParser) -> None:
+    """``--tail-flips``: the tail network's flipped copies (``segment``, ``batch``)."""
+    p.add_argument(
+        "--tail-flips",
+        type=int,
+        choices=[1, 2, 4, 8],  # tailnet.infer.FLIPS, DEFAULT_FLIPS (not imported: torch)
+        default=4,
+        help="tail network: average it over this many flipped copies of each frame; steadier "
+        "tail edges, at that many times the network's time; 1 runs it once; not used by "
+        "--tail-finder ridge or --engine sam (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,15 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="other tail-network weights for --tail-finder net (default: the shipped ones)",
     )
-    p.add_argument(
-        "--tail-flips",
-        type=int,
-        choices=[1, 2, 4, 8],  # tailnet.infer.FLIPS, DEFAULT_FLIPS (not imported: torch)
-        default=4,
-        help="--tail-finder net: average the network over this many flipped copies of each frame; "
-        "steadier tail edges, at that many times the network's time; 1 runs it once "
-        "(default: %(default)s)",
-    )
+    _add_tail_flips_option(p)
     p.set_defaults(func=_cmd_segment)
 
     p = sub.add_parser(
@@ -671,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="frames of a stack held in memory at a time (default: %(default)s)",
     )
+    _add_flips_option(p)
+    _add_tail_flips_option(p)
     p.add_argument("--force", action="store_true", help="redo inputs that already have an output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_batch)

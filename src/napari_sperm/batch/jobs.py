@@ -49,6 +49,10 @@ class Settings:
         Frames read into memory at a time (bounds memory for long stacks).
     batch_size : int
         Frames per detector batch.
+    flips : int
+        Flipped copies of each frame the detector is averaged over (1, 2, 4 or 8).
+    tail_flips : int
+        The same for the tail network (step ``segment``).
     """
 
     step: str = "segment"
@@ -57,14 +61,20 @@ class Settings:
     device: str = "auto"
     chunk_frames: int = 16
     batch_size: int = 4
+    flips: int = 2  # detection.detector.DEFAULT_FLIPS (not imported: torch)
+    tail_flips: int = 4  # segmentation.tailnet.infer.DEFAULT_FLIPS
 
     def record(self) -> dict[str, Any]:
         """The settings an output must have been made with to be reused on resume."""
-        return {
+        rec = {
             "step": self.step,
             "score_threshold": float(self.score_threshold),
             "weights": self.weights or "default",
+            "flips": int(self.flips),
         }
+        if self.step == "segment":
+            rec["tail_flips"] = int(self.tail_flips)
+        return rec
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ def run_batch(
     weights: str | os.PathLike | None = None,
     chunk_frames: int = 16,
     batch_size: int = 4,
+    flips: int = 2,
+    tail_flips: int = 4,
     _die_once_marker: str | os.PathLike | None = None,
 ) -> BatchReport:
     """Detect (and segment) many image files or folders in parallel, one task per input.
@@ -197,6 +199,11 @@ def run_batch(
         Frames of a stack held in memory at a time (default 16).
     batch_size : int, optional
         Frames per detector batch (default 4).
+    flips : int, optional
+        Flipped copies of each frame the detector averages (1, 2, 4 or 8; default 2, as
+        ``napari-sperm detect``).
+    tail_flips : int, optional
+        Flipped copies the tail network averages with ``segment`` (1, 2, 4 or 8; default 4).
     _die_once_marker : str or os.PathLike, optional
         TEST-ONLY: the first task to run kills its worker process (after creating this file),
         to check that the batch survives a dead worker. Distributed runs only.
@@ -209,8 +216,8 @@ def run_batch(
     Raises
     ------
     SpermInputError
-        No inputs, a missing input or one without images, an unknown step, a bad worker count
-        or weights file, or an unreachable scheduler.
+        No inputs, a missing input or one without images, an unknown step, a bad worker count,
+        flips value or weights file, or an unreachable scheduler.
     """
     t0 = time.perf_counter()
     step = check_steps(steps)
@@ -220,6 +227,10 @@ def run_batch(
         raise SpermInputError(
             f"detector weights '{weights}' do not exist; omit --weights for the default."
         )
+    from ..detection.flips import check_flips
+
+    flips = check_flips(flips, "--flips")
+    tail_flips = check_flips(tail_flips, "--tail-flips")
     if int(chunk_frames) < 1:
         raise SpermInputError(f"chunk_frames must be at least 1, not {chunk_frames}.")
     out = Path(out_dir)
@@ -234,6 +245,8 @@ def run_batch(
         device=str(device),
         chunk_frames=int(chunk_frames),
         batch_size=int(batch_size),
+        flips=flips,
+        tail_flips=tail_flips,
     )
     total = len(jobs)
     records: dict[int, InputRecord] = {}

@@ -3,7 +3,7 @@
 Model once per worker
 ---------------------
 The detector is kept in a module-level cache, :data:`_DETECTORS`, keyed by ``(weights,
-device)``. With ``processes=True`` every dask worker is its own Python process, so each worker
+device, flips)``, and the tail network in :data:`_TAIL_FINDERS`, keyed by its flips. With ``processes=True`` every dask worker is its own Python process, so each worker
 loads the model on its first task and reuses it for every later frame and input; the serial
 (in-process) path shares the same cache. This needs no scheduler-side state, and a worker that
 dies and is restarted by its nanny simply loads the model again on its next task.
@@ -42,9 +42,10 @@ from .jobs import Job, Settings
 from .report import InputRecord
 from .stream import CocoStream
 
-__all__ = ["get_detector", "iter_chunks", "process_input", "run_input"]
+__all__ = ["get_detector", "get_tail_finder", "iter_chunks", "process_input", "run_input"]
 
-_DETECTORS: dict[tuple[str | None, str], Any] = {}
+_DETECTORS: dict[tuple[str | None, str, int], Any] = {}
+_TAIL_FINDERS: dict[int, Any] = {}
 _LOCK = threading.Lock()
 _THREADS_SET = False
 
@@ -60,8 +61,8 @@ def _limit_threads(threads: int | None) -> None:
     _THREADS_SET = True
 
 
-def get_detector(weights: str | None, device: str):
-    """The detector for ``(weights, device)``, loaded on the first call in this process.
+def get_detector(weights: str | None, device: str, flips: int = 2):
+    """The detector for ``(weights, device, flips)``, loaded on the first call in this process.
 
     Parameters
     ----------
@@ -69,6 +70,8 @@ def get_detector(weights: str | None, device: str):
         Weights file; None for the shipped model.
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps``.
+    flips : int
+        Flipped copies of each frame it averages (1, 2, 4 or 8).
 
     Returns
     -------
@@ -76,12 +79,29 @@ def get_detector(weights: str | None, device: str):
     """
     from ..detection.detector import load_detector
 
-    key = (weights, device)
+    key = (weights, device, int(flips))
     with _LOCK:
         det = _DETECTORS.get(key)
         if det is None:
-            det = _DETECTORS[key] = load_detector(weights, device)
+            det = _DETECTORS[key] = load_detector(weights, device, int(flips))
     return det
+
+
+def get_tail_finder(flips: int):
+    """The shipped tail network averaging ``flips`` copies, loaded once per process (CPU).
+
+    Returns
+    -------
+    TailFinder
+        What ``segment_files(..., tail_flips=flips)`` uses.
+    """
+    from ..segmentation.segment import resolve_tail_finder
+
+    with _LOCK:
+        finder = _TAIL_FINDERS.get(int(flips))
+        if finder is None:
+            finder = _TAIL_FINDERS[int(flips)] = resolve_tail_finder("net", flips=int(flips))
+    return finder
 
 
 def iter_chunks(path: str, chunk_frames: int):
@@ -125,6 +145,7 @@ def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
         "weights": str(settings.weights or "default"),
         "batch_input": key,
         "batch_settings": settings.record(),
+        "detector_flips": int(settings.flips),
     }
     if settings.step == "detect":
         return detections_to_coco(
@@ -138,6 +159,7 @@ def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
         engine="classic",
         score_threshold=float(settings.score_threshold),
         tail_finder="net",
+        tail_flips=int(settings.tail_flips),
         **extra,
     )
 
@@ -153,13 +175,14 @@ def run_input(job: Job, settings: Settings, detector, stream: CocoStream) -> Non
     stream : CocoStream
         Receives each chunk's images and annotations; after :meth:`CocoStream.finish` the file
         equals, in images and annotations, ``detect_files([job.input], ...)`` or
-        ``segment_files([job.input], ..., engine="classic")`` with the same threshold.
+        ``segment_files([job.input], ..., engine="classic")`` with the same threshold and flips.
     """
     from ..detection.files import detection_records
     from ..segmentation.coco_output import segmentation_to_coco
     from ..segmentation.files import segmented_images
 
     thr, batch = float(settings.score_threshold), settings.batch_size
+    finder = get_tail_finder(settings.tail_flips) if settings.step == "segment" else None
     for name in expand_inputs([job.input]):
         for start, frames, is_stack in iter_chunks(name, settings.chunk_frames):
             if settings.step == "detect":
@@ -174,6 +197,7 @@ def run_input(job: Job, settings: Settings, detector, stream: CocoStream) -> Non
                     score_threshold=thr,
                     batch_size=batch,
                     first=start,
+                    tail_finder=finder,
                 )
                 part = segmentation_to_coco(items)
                 del items
@@ -232,7 +256,7 @@ def process_input(
     try:
         _limit_threads(threads)
         _maybe_die(_die_once_marker)
-        detector = get_detector(settings.weights, settings.device)
+        detector = get_detector(settings.weights, settings.device, settings.flips)
         stream = CocoStream(job.output, _header(settings, detector, job.key))
         try:
             run_input(job, settings, detector, stream)
