@@ -1,4 +1,4 @@
-"""Turn network outputs into boxes: local-maximum peaks, regressions, duplicate removal."""
+"""Turn network outputs into boxes: candidate cells, their regressed boxes, duplicate removal."""
 
 from __future__ import annotations
 
@@ -8,42 +8,39 @@ import torch.nn.functional as F
 
 from .model import STRIDE
 
-__all__ = ["PEAK_NEIGHBOURS", "decode_level", "find_peaks", "suppress_overlapping"]
-
-PEAK_NEIGHBOURS = (4, 8)
-"""Neighbourhoods :func:`find_peaks` knows: edge-sharing cells (4) or the full 3x3 square (8)."""
+__all__ = ["decode_level", "find_peaks", "suppress_overlapping"]
 
 
-def find_peaks(heat: torch.Tensor, score_threshold: float, neighbours: int = 4) -> torch.Tensor:
-    """Cells of ``(N, 1, h, w)`` probabilities that no neighbour beats and that reach the threshold.
+def find_peaks(heat: torch.Tensor, score_threshold: float, ratio: float = 0.0) -> torch.Tensor:
+    """Candidate head centres: cells that reach the threshold and come near their neighbours' top.
 
     Parameters
     ----------
     heat : (N, 1, h, w) tensor
         Head-centre probabilities (0..1).
     score_threshold : float
-    neighbours : 4 or 8
-        4 compares a cell with the cells sharing an edge with it, 8 also with the diagonal ones
-        (a 3x3 max-pool). Two overlapping heads whose centres fall on diagonal neighbours of the
-        stride-4 grid give two peaks with 4 and one with 8.
+    ratio : float
+        A cell is kept when its probability is at least ``ratio`` times that of each of the four
+        cells sharing an edge with it. 1 keeps local maxima only; 0 (the default) keeps every cell
+        that reaches the threshold and leaves duplicates to :func:`suppress_overlapping`. Two
+        overlapping heads can share one broad maximum on the stride-4 grid, with the second head's
+        centre on a neighbouring cell that is not a maximum; every cell regresses its own head box,
+        so keeping such cells finds the second head while the box-overlap rule merges the cells of
+        one head.
 
     Returns
     -------
     (N, 1, h, w) bool tensor
-        Ties count as peaks (both cells of a flat top); duplicates are removed later by
-        :func:`suppress_overlapping`.
     """
-    if neighbours == 8:
-        best = F.max_pool2d(heat, 3, 1, 1)
-    elif neighbours == 4:
-        p = F.pad(heat, (1, 1, 1, 1), value=float("-inf"))
+    keep = heat >= score_threshold
+    if ratio > 0:
+        p = F.pad(heat, (1, 1, 1, 1), value=0.0)
         best = torch.maximum(
             torch.maximum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]),
             torch.maximum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
         )
-    else:
-        raise ValueError(f"peak neighbours must be one of {PEAK_NEIGHBOURS}, not {neighbours!r}")
-    return (heat >= best) & (heat >= score_threshold)
+        keep &= heat >= ratio * best
+    return keep
 
 
 def decode_level(
@@ -51,17 +48,17 @@ def decode_level(
     reg: torch.Tensor,
     score_threshold: float,
     max_dets: int = 2000,
-    neighbours: int = 4,
+    ratio: float = 0.0,
 ) -> list[np.ndarray]:
     """Peaks of one output map batch -> per image ``(K, 14)`` float arrays in input pixels.
 
     Columns: score, head x, y, w, h, whole-cell x0, y0, x1, y1, head length, centre x, y, 0, 0.
-    Peaks are found by :func:`find_peaks` with ``neighbours``; at most ``max_dets`` per image, the
-    best-scoring ones.
+    Candidate cells come from :func:`find_peaks` with ``ratio``; at most ``max_dets`` per image,
+    the best-scoring ones.
     """
     heat = torch.sigmoid(heat_logits.float())
     reg = reg.float()
-    keep = find_peaks(heat, score_threshold, neighbours)
+    keep = find_peaks(heat, score_threshold, ratio)
     n, _, _h, w = heat.shape
     out = []
     for i in range(n):
@@ -89,19 +86,25 @@ def decode_level(
     return out
 
 
-def suppress_overlapping(dets: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
-    """Greedy duplicate removal by head-box overlap (highest score first).
+def suppress_overlapping(
+    dets: np.ndarray, iou_threshold: float = 0.5, radius_frac: float = 0.4
+) -> np.ndarray:
+    """Greedy duplicate removal by head-box overlap and head-centre distance (best score first).
 
     A detection is dropped when its head box overlaps a kept, higher-scoring head box by an IoU
-    above ``iou_threshold``. Two heads that really overlap rarely share more than 0.45 of their
-    boxes (synthetic phase-high pairs: 0.2-0.42), while the peaks one head gives on neighbouring
-    cells, levels or tiles regress nearly the same box.
+    above ``iou_threshold``, or when its head centre lies within ``radius_frac`` times the kept
+    head's shorter side of the kept head's centre. The cells, levels and tiles that see one head
+    regress nearly the same box, or a box around nearly the same centre; two heads that really
+    overlap rarely share more than 0.45 of their boxes (synthetic phase-high pairs: 0.2-0.42) and
+    keep their centres about half a head width or more apart.
 
     Parameters
     ----------
     dets : (K, 14) float array
         Rows of :func:`decode_level` (head box in columns 1-4) in frame pixels.
     iou_threshold : float
+    radius_frac : float
+        0 turns the centre-distance rule off.
 
     Returns
     -------
@@ -125,7 +128,8 @@ def suppress_overlapping(dets: np.ndarray, iou_threshold: float = 0.5) -> np.nda
     ih = np.minimum(y0[i] + h[i], y0[j] + h[j]) - np.maximum(y0[i], y0[j])
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
     union = w[i] * h[i] + w[j] * h[j] - inter
-    dup = inter > iou_threshold * np.maximum(union, 1e-12)
+    near = np.hypot(*(c[i] - c[j]).T) < radius_frac * np.minimum(w[i], h[i])
+    dup = (inter > iou_threshold * np.maximum(union, 1e-12)) | near
     i, j = i[dup], j[dup]
     if len(i) == 0:
         return dets

@@ -2,9 +2,10 @@
 
 Pipeline per batch of frames: :func:`.normalize.normalize_frame` -> one host-to-device copy ->
 image pyramid (1, 1/2, 1/4) -> the network on each level (tiled when a level is larger than the
-tile size) -> peaks (cells no edge-sharing neighbour beats) -> each peak gives a head box and its
-whole-cell box (same score, same sperm id) -> a level keeps only cells whose predicted head length
-belongs to it -> duplicates (across cells, levels and tiles) removed by head-box overlap.
+tile size) -> candidate cells (by default every cell reaching the score threshold) -> each gives a
+head box and its whole-cell box (same score, same sperm id) -> a level keeps only cells whose
+predicted head length belongs to it -> duplicates (across cells, levels and tiles) removed by
+head-box overlap.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from ..io.errors import SpermInputError
 from ..io.weights import read_model
 from ..progress import drain
-from .decode import PEAK_NEIGHBOURS, decode_level, suppress_overlapping
+from .decode import decode_level, suppress_overlapping
 from .device import resolve_device
 from .flips import check_flips, mean_over_flips, unflip
 from .fused import as_input, inference_copy
@@ -51,15 +52,17 @@ DEFAULT_INFERENCE = {
     "tile": 1024,
     "tile_margin": 128,
     "pad_multiple": 32,
-    "peak_neighbours": 4,
+    "peak_ratio": 0.0,
     "suppress_iou": 0.5,
-    "max_dets_per_level": 2000,
+    "suppress_radius": 0.4,
+    "max_dets_per_level": 10000,
 }
 """Inference settings; a weights file's ``config["inference"]`` overrides them key by key.
 
-``peak_neighbours`` (4 or 8) and ``suppress_iou`` are read by :func:`.decode.find_peaks` and
-:func:`.decode.suppress_overlapping`. Files written before these existed carry ``suppress_radius``
-(the earlier head-centre distance rule), which is no longer read.
+``peak_ratio`` (0..1) is read by :func:`.decode.find_peaks`, ``suppress_iou`` and
+``suppress_radius`` by :func:`.decode.suppress_overlapping`. Files written before ``peak_ratio``
+existed were tuned for local maxima with ``suppress_radius`` alone; they get the defaults for the
+keys they lack.
 """
 
 
@@ -126,16 +129,18 @@ class Detector:
         self.config = config
         inf = dict(DEFAULT_INFERENCE)
         inf.update(config.get("inference", {}))
-        if inf["peak_neighbours"] not in PEAK_NEIGHBOURS:
-            raise _bad(
-                path or Path("<config>"),
-                f"inference peak_neighbours must be 4 or 8, not {inf['peak_neighbours']!r}",
-            )
-        iou = inf["suppress_iou"]
-        if isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 < iou <= 1:
-            raise _bad(
-                path or Path("<config>"), f"inference suppress_iou must be in (0, 1], not {iou!r}"
-            )
+        for key, zero_ok in (
+            ("peak_ratio", True),
+            ("suppress_iou", False),
+            ("suppress_radius", True),
+        ):
+            v = inf[key]
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not number or not (0 <= v <= 1 if zero_ok else 0 < v <= 1):
+                span = "0..1" if zero_ok else "(0, 1]"
+                raise _bad(
+                    path or Path("<config>"), f"inference {key} must be in {span}, not {v!r}"
+                )
         self.inference = inf
         self.model = model.to(device).eval()
         # what inference runs: batch norm folded in, channels-last on the CPU (same outputs)
@@ -212,7 +217,7 @@ class Detector:
                 reg,
                 score_threshold,
                 int(inf["max_dets_per_level"]),
-                int(inf["peak_neighbours"]),
+                float(inf["peak_ratio"]),
             )
             for i, d in enumerate(dets):
                 d[:, [1, 5, 7, 10]] += t.x0
@@ -245,7 +250,7 @@ class Detector:
         out = []
         for parts in merged:
             d = np.concatenate(parts, 0) if parts else np.zeros((0, 14), np.float32)
-            d = suppress_overlapping(d, float(inf["suppress_iou"]))
+            d = suppress_overlapping(d, float(inf["suppress_iou"]), float(inf["suppress_radius"]))
             out.append(self._clip(d, h, w))
         return out
 
