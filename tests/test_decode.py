@@ -8,7 +8,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from napari_sperm.detection import load_detector
-from napari_sperm.detection.decode import find_peaks, suppress_overlapping
+from napari_sperm.detection.decode import candidate_cells, suppress_overlapping
 from napari_sperm.io.errors import SpermInputError
 from napari_sperm.synthetic import make_field
 
@@ -27,7 +27,7 @@ def test_peak_ratio_keeps_near_top_cells_and_the_threshold_applies():
     heat = _heat({(3, 3): 0.9, (3, 4): 0.8, (4, 3): 0.5, (6, 6): 0.2})
 
     def cells(ratio, thr=0.3):
-        return torch.nonzero(find_peaks(heat, thr, ratio)[0, 0]).tolist()
+        return torch.nonzero(candidate_cells(heat, thr, ratio)[0, 0]).tolist()
 
     assert cells(1.0) == [[3, 3]]  # local maxima only
     assert cells(0.8) == [[3, 3], [3, 4]]  # 0.8 >= 0.8 x 0.9 is near the top, 0.5 is not

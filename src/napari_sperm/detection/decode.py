@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from .model import STRIDE
 
-__all__ = ["decode_level", "find_peaks", "suppress_overlapping"]
+__all__ = ["candidate_cells", "decode_level", "suppress_overlapping"]
 
 
-def find_peaks(heat: torch.Tensor, score_threshold: float, ratio: float = 0.0) -> torch.Tensor:
+def candidate_cells(heat: torch.Tensor, score_threshold: float, ratio: float = 0.0) -> torch.Tensor:
     """Candidate head centres: cells that reach the threshold and come near their neighbours' top.
 
     Parameters
@@ -47,18 +47,18 @@ def decode_level(
     heat_logits: torch.Tensor,
     reg: torch.Tensor,
     score_threshold: float,
-    max_dets: int = 2000,
+    max_dets: int = 10000,
     ratio: float = 0.0,
 ) -> list[np.ndarray]:
-    """Peaks of one output map batch -> per image ``(K, 14)`` float arrays in input pixels.
+    """Candidate cells of one output map batch -> per image ``(K, 14)`` float arrays, input pixels.
 
     Columns: score, head x, y, w, h, whole-cell x0, y0, x1, y1, head length, centre x, y, 0, 0.
-    Candidate cells come from :func:`find_peaks` with ``ratio``; at most ``max_dets`` per image,
+    Candidate cells come from :func:`candidate_cells` with ``ratio``; at most ``max_dets`` per image,
     the best-scoring ones.
     """
     heat = torch.sigmoid(heat_logits.float())
     reg = reg.float()
-    keep = find_peaks(heat, score_threshold, ratio)
+    keep = candidate_cells(heat, score_threshold, ratio)
     n, _, _h, w = heat.shape
     out = []
     for i in range(n):

@@ -5,7 +5,7 @@ image pyramid (1, 1/2, 1/4) -> the network on each level (tiled when a level is 
 tile size) -> candidate cells (by default every cell reaching the score threshold) -> each gives a
 head box and its whole-cell box (same score, same sperm id) -> a level keeps only cells whose
 predicted head length belongs to it -> duplicates (across cells, levels and tiles) removed by
-head-box overlap.
+head-box overlap and head-centre distance.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ DEFAULT_INFERENCE = {
 }
 """Inference settings; a weights file's ``config["inference"]`` overrides them key by key.
 
-``peak_ratio`` (0..1) is read by :func:`.decode.find_peaks`, ``suppress_iou`` and
+``peak_ratio`` (0..1) is read by :func:`.decode.candidate_cells`, ``suppress_iou`` and
 ``suppress_radius`` by :func:`.decode.suppress_overlapping`. Files written before ``peak_ratio``
 existed were tuned for local maxima with ``suppress_radius`` alone; they get the defaults for the
 keys they lack.
