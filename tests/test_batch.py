@@ -279,9 +279,16 @@ def test_flips_are_settings_passed_recorded_and_checked(stacks, serial_out, tmp_
     assert again.records[0].status == "skipped"
     with pytest.raises(SpermInputError, match="--tail-flips"):
         run_batch(stacks[:1], out, scheduler="serial", tail_flips=3)
+    from napari_sperm.batch.jobs import Settings
+    from napari_sperm.detection.detector import DEFAULT_FLIPS
+    from napari_sperm.segmentation.tailnet.infer import DEFAULT_FLIPS as DEFAULT_TAIL_FLIPS
+
+    # the literal defaults (kept out of torch-free modules) agree with the networks' own
+    defaults = (DEFAULT_FLIPS, DEFAULT_TAIL_FLIPS)
+    assert (Settings().flips, Settings().tail_flips) == defaults == (2, 4)
     parse = build_parser().parse_args
     args = parse(["batch", "in.tif", "-o", "out"])
-    assert (args.flips, args.tail_flips) == (2, 4)
+    assert (args.flips, args.tail_flips) == defaults
     with pytest.raises(SystemExit) as exc:
         main(["batch", stacks[0], "-o", str(out), "--flips", "3"])
     assert exc.value.code == 2 and "--flips" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Decoding the detector's outputs: candidate cells and duplicate removal by head-box overlap."""
+"""Decoding the detector's outputs: candidate cells, duplicate removal by box overlap and centre."""
 
 from __future__ import annotations
 

@@ -155,8 +155,8 @@ def run_batch(
     weights: str | os.PathLike | None = None,
     chunk_frames: int = 16,
     batch_size: int = 4,
-    flips: int = 2,
-    tail_flips: int = 4,
+    flips: int = Settings.flips,
+    tail_flips: int = Settings.tail_flips,
     _die_once_marker: str | os.PathLike | None = None,
 ) -> BatchReport:
     """Detect (and segment) many image files or folders in parallel, one task per input.

@@ -3,7 +3,9 @@
 Model once per worker
 ---------------------
 The detector is kept in a module-level cache, :data:`_DETECTORS`, keyed by ``(weights,
-device, flips)``, and the tail network in :data:`_TAIL_FINDERS`, keyed by its flips. With ``processes=True`` every dask worker is its own Python process, so each worker
+device, flips)``; the tail network comes from
+:func:`~napari_sperm.segmentation.tailnet.load_tail_net`'s own per-process cache. With
+``processes=True`` every dask worker is its own Python process, so each worker
 loads the model on its first task and reuses it for every later frame and input; the serial
 (in-process) path shares the same cache. This needs no scheduler-side state, and a worker that
 dies and is restarted by its nanny simply loads the model again on its next task.
@@ -42,10 +44,9 @@ from .jobs import Job, Settings
 from .report import InputRecord
 from .stream import CocoStream
 
-__all__ = ["get_detector", "get_tail_finder", "iter_chunks", "process_input", "run_input"]
+__all__ = ["get_detector", "iter_chunks", "process_input", "run_input"]
 
 _DETECTORS: dict[tuple[str | None, str, int], Any] = {}
-_TAIL_FINDERS: dict[int, Any] = {}
 _LOCK = threading.Lock()
 _THREADS_SET = False
 
@@ -85,23 +86,6 @@ def get_detector(weights: str | None, device: str, flips: int = 2):
         if det is None:
             det = _DETECTORS[key] = load_detector(weights, device, int(flips))
     return det
-
-
-def get_tail_finder(flips: int):
-    """The shipped tail network averaging ``flips`` copies, loaded once per process (CPU).
-
-    Returns
-    -------
-    TailFinder
-        What ``segment_files(..., tail_flips=flips)`` uses.
-    """
-    from ..segmentation.segment import resolve_tail_finder
-
-    with _LOCK:
-        finder = _TAIL_FINDERS.get(int(flips))
-        if finder is None:
-            finder = _TAIL_FINDERS[int(flips)] = resolve_tail_finder("net", flips=int(flips))
-    return finder
 
 
 def iter_chunks(path: str, chunk_frames: int):
@@ -180,9 +164,12 @@ def run_input(job: Job, settings: Settings, detector, stream: CocoStream) -> Non
     from ..detection.files import detection_records
     from ..segmentation.coco_output import segmentation_to_coco
     from ..segmentation.files import segmented_images
+    from ..segmentation.segment import resolve_tail_finder
 
     thr, batch = float(settings.score_threshold), settings.batch_size
-    finder = get_tail_finder(settings.tail_flips) if settings.step == "segment" else None
+    segment = settings.step == "segment"
+    # the network is loaded once per process (load_tail_net's cache); this only sets its flips
+    finder = resolve_tail_finder("net", flips=settings.tail_flips) if segment else None
     for name in expand_inputs([job.input]):
         for start, frames, is_stack in iter_chunks(name, settings.chunk_frames):
             if settings.step == "detect":
