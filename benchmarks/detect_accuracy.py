@@ -5,12 +5,15 @@ Ground truth from ``make_field``: ``head_box`` -> category 2 (head), ``sperm_box
 10, 100), and the same at maxDets 1000 (``AP50@1k``, ``AR@1k``) for dense phase-low frames with more
 than 100 cells. Seeds 0..N-1 (never used in training: training seeds are >= 1_000_000).
 
+``--refine-boxes`` fits every head box to the head's outline in the frame before scoring
+(:mod:`napari_sperm.detection.refine`).
+
 ``--misses`` also sorts the true heads that no head box finds (IoU >= 0.5 at score >= 0.3, the
 default threshold) by what the head looks like, first that applies: overlapping another head (more
 than 10 % of its pixels under another head), cut by the frame border, seen edge-on, or none of these.
 
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
-       [--misses] [--flips K]
+       [--misses] [--flips K] [--refine-boxes]
 (default 8 fields per modality, about 1-2 minutes on 2 CPU cores).
 """
 
@@ -74,9 +77,12 @@ def main() -> None:
     ap.add_argument("--flips", type=int, default=1, help="flipped copies averaged (1, 2, 4, 8)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--misses", action="store_true", help="sort missed heads by kind")
+    ap.add_argument(
+        "--refine-boxes", action="store_true", help="fit head boxes to the heads' outlines"
+    )
     a = ap.parse_args()
     torch.set_num_threads(2)
-    det = load_detector(a.weights, "cpu", a.flips)
+    det = load_detector(a.weights, "cpu", a.flips, a.refine_boxes)
     names = list(MODALITIES) if not isinstance(MODALITIES, dict) else list(MODALITIES.keys())
     results = {}
     print(

@@ -5,12 +5,15 @@ Runs under ``torch.inference_mode()`` (inside :meth:`Detector.detect`) with
 whole pipeline included (normalisation, pyramid, network, decoding, merging). Peak memory: the
 process's maximum resident set size (``resource.getrusage``). Adds CUDA figures when CUDA is present.
 
+``--refine-boxes`` also times, at batch 1 and for each ``--flips`` value, detection with the head
+boxes fitted to the heads' outlines (:mod:`napari_sperm.detection.refine`, score threshold 0.3).
+
 ``--baseline`` adds, in the same run, the network as trained (batch norm not folded, channels-first
 layout; see :mod:`napari_sperm.detection.fused`) at batch 1, and the ratio of the two. ``--flips 1,4``
 also times averaging over flipped copies of each frame (batch 1 for more than one copy).
 
 Usage: .venv/bin/python benchmarks/detect_speed.py [--threads 2] [--frames 24] [--baseline]
-       [--flips 1,2,4]
+       [--flips 1,2,4] [--refine-boxes]
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from napari_sperm.detection import load_detector
 from napari_sperm.synthetic import make_field
 
 
-def bench(det, frames: np.ndarray, batch: int, repeats: int = 2, flips: int = 1) -> float:
-    det.detect(frames[:batch], 0.3, batch, flips)  # warm-up
+def bench(
+    det, frames: np.ndarray, batch: int, repeats: int = 2, flips: int = 1, refine: bool = False
+) -> float:
+    det.detect(frames[:batch], 0.3, batch, flips, refine)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        det.detect(frames, 0.3, batch, flips)
+        det.detect(frames, 0.3, batch, flips, refine)
         if det.device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
@@ -44,6 +49,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--baseline", action="store_true", help="also time the unfolded network")
     ap.add_argument("--flips", default="1", help="comma-separated flipped copies, e.g. 1,2,4")
+    ap.add_argument(
+        "--refine-boxes", action="store_true", help="also time head boxes fitted to outlines"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     sets = {
@@ -81,6 +89,13 @@ def main() -> None:
             for k in [int(v) for v in a.flips.split(",") if int(v) != 1]:
                 fps = bench(det, frames, 1, flips=k)
                 print(f"{dev:4s} {name:24s} batch 1: {fps:6.1f} frames/s, {k} flipped copies")
+            for k in [int(v) for v in a.flips.split(",")] if a.refine_boxes else []:
+                fps = bench(det, frames, 1, flips=k, refine=True)
+                print(
+                    f"{dev:4s} {name:24s} batch 1: {fps:6.1f} frames/s, {k} flipped "
+                    f"cop{'y' if k == 1 else 'ies'}, head boxes fitted to outlines",
+                    flush=True,
+                )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory (whole process, incl. test frames): {rss:.0f} MiB")
 

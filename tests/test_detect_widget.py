@@ -26,10 +26,12 @@ class ScriptedDetector:
         self.delay = delay
         self.calls = []
         self.flips = []
+        self.refine = []
 
-    def iter_detect(self, frames, score_threshold=0.3, batch_size=4, flips=None):
+    def iter_detect(self, frames, score_threshold=0.3, batch_size=4, flips=None, refine=None):
         self.calls.append(len(frames))
         self.flips.append(flips)
+        self.refine.append(refine)
         out = []
         for f in range(len(frames)):
             time.sleep(self.delay)
@@ -88,6 +90,11 @@ def test_flips_choice_reaches_the_detector(make_napari_viewer, qtbot):
     widget.flips.value = 4
     _run(widget, qtbot)
     assert detector.flips == [2, 4]
+    # fitting head boxes to outlines: off by default, passed through when ticked
+    assert widget.refine.value is False
+    widget.refine.value = True
+    _run(widget, qtbot)
+    assert detector.refine == [False, False, True]
 
 
 def test_current_frame_only_and_rerun_replaces_own_unedited_layer(make_napari_viewer, qtbot):

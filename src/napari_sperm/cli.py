@@ -89,7 +89,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise SpermInputError(f"'{out}' already exists; choose another -o file or pass --force.")
-    detector = load_detector(args.weights, args.device, args.flips)
+    detector = load_detector(args.weights, args.device, args.flips, args.refine_boxes)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     ds = detect_files(
         args.inputs,
@@ -99,6 +99,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         log,
         weights=str(args.weights or "default"),
         detector_flips=args.flips,
+        refine_boxes=bool(args.refine_boxes),
     )
     atomic_write_json(out, ds)
     n_heads = sum(1 for a in ds["annotations"] if a["category_id"] == 2)
@@ -508,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         0.05,
         "keep detections scoring at least T; keep it low for AP evaluation (default: %(default)s)",
+    )
+    p.add_argument(
+        "--refine-boxes",
+        action="store_true",
+        help="fit each head box to the head's outline in the image (tighter boxes; about 0.3-1 ms "
+        "per head on the CPU) and widen its whole-cell box to contain it",
     )
     p.set_defaults(func=_cmd_detect)
 

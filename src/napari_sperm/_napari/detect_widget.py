@@ -70,6 +70,12 @@ class DetectWidget(Container):
         self.flips = flips_choice(
             "flips", DEFAULT_FLIPS, "detector", "steadier head scores and boxes"
         )
+        self.refine = CheckBox(
+            text="fit head boxes to the heads' outlines",
+            value=False,
+            tooltip="tighter head boxes, found in the image around each detected head; "
+            "about 0.3-1 ms per head on the CPU",
+        )
         self.replace = CheckBox(
             text="replace my previous detections (never edited ones)", value=True
         )
@@ -83,6 +89,7 @@ class DetectWidget(Container):
                 self.weights,
                 self.batch,
                 self.flips,
+                self.refine,
                 self.replace,
                 self.runner,
             ]
@@ -130,14 +137,14 @@ class DetectWidget(Container):
             first = current_frame(self._viewer, layer, frames.shape[0])
             frames = frames[first : first + 1]
         threshold, batch = float(self.score.value), int(self.batch.value)
-        flips = int(self.flips.value)
+        flips, refine = int(self.flips.value), bool(self.refine.value)
         weights, device = self._weights_path(), str(self.device.value)
         replace = bool(self.replace.value)
         only_current = is_stack and self.frames.value == CURRENT
 
         def work():
             detector = self._detector(weights, device)
-            results = yield from detector.iter_detect(frames, threshold, batch, flips)
+            results = yield from detector.iter_detect(frames, threshold, batch, flips, refine)
             for r in results:
                 r.frame += first
             return results
