@@ -292,3 +292,33 @@ def test_flips_are_settings_passed_recorded_and_checked(stacks, serial_out, tmp_
     with pytest.raises(SystemExit) as exc:
         main(["batch", stacks[0], "-o", str(out), "--flips", "3"])
     assert exc.value.code == 2 and "--flips" in capsys.readouterr().err
+
+
+def test_refine_boxes_detect_step_equals_detect_and_resumes(stacks, tmp_path):
+    import torch
+
+    from napari_sperm.batch.worker import get_detector
+    from napari_sperm.cli import build_parser
+    from napari_sperm.detection.files import detect_files
+
+    out = tmp_path / "tight"
+    plain = run_batch(stacks[:1], out, steps="detect", workers=0)
+    tight = run_batch(stacks[:1], out, steps="detect", workers=0, refine_boxes=True)
+    assert tight.records[0].status == "done"  # other settings: redone, not skipped
+    ds = _load(tight.records[0].output)
+    assert ds["info"]["refine_boxes"] is True
+    assert ds["info"]["batch_settings"]["refine_boxes"] is True
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = detect_files(stacks[:1], get_detector(None, "auto", 2, True), score_threshold=0.3)
+    finally:
+        torch.set_num_threads(before)
+    assert (ds["images"], ds["annotations"]) == (ref["images"], ref["annotations"])
+    assert plain.records[0].status == "done"
+    again = run_batch(stacks[:1], out, steps="detect", workers=0, refine_boxes=True)
+    assert again.records[0].status == "skipped"
+    with pytest.raises(SpermInputError, match="--refine-boxes"):
+        run_batch(stacks[:1], tmp_path / "seg", scheduler="serial", refine_boxes=True)
+    args = build_parser().parse_args(["batch", "in.tif", "-o", "o", "--refine-boxes"])
+    assert args.refine_boxes is True

@@ -357,6 +357,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         flips=args.flips,
         tail_flips=args.tail_flips,
+        refine_boxes=args.refine_boxes,
     )
     print(format_table(report))
     if report.merged:
@@ -401,6 +402,16 @@ def _add_flips_option(p: argparse.ArgumentParser) -> None:
         default=2,
         help="detector: average it over this many flipped copies of each frame; steadier head "
         "scores and boxes, at that many times the network's time (default: %(default)s)",
+    )
+
+
+def _add_refine_boxes_option(p: argparse.ArgumentParser, where: str) -> None:
+    """``--refine-boxes``: head boxes fitted to the heads' outlines (``detect``, ``batch``)."""
+    p.add_argument(
+        "--refine-boxes",
+        action="store_true",
+        help="fit each head box to the head's outline in the image (tighter boxes; about 0.3-1 ms "
+        f"per head on the CPU) and widen its whole-cell box to contain it{where}",
     )
 
 
@@ -510,12 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         0.05,
         "keep detections scoring at least T; keep it low for AP evaluation (default: %(default)s)",
     )
-    p.add_argument(
-        "--refine-boxes",
-        action="store_true",
-        help="fit each head box to the head's outline in the image (tighter boxes; about 0.3-1 ms "
-        "per head on the CPU) and widen its whole-cell box to contain it",
-    )
+    _add_refine_boxes_option(p, "")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser(
@@ -692,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_flips_option(p)
     _add_tail_flips_option(p)
+    _add_refine_boxes_option(p, " (with --steps detect)")
     p.add_argument("--force", action="store_true", help="redo inputs that already have an output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_batch)

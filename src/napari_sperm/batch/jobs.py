@@ -53,6 +53,8 @@ class Settings:
         Flipped copies of each frame the detector is averaged over (1, 2, 4 or 8).
     tail_flips : int
         The same for the tail network (step ``segment``).
+    refine_boxes : bool
+        Fit head boxes to the heads' outlines (step ``detect``; ``segment`` outlines heads itself).
     """
 
     step: str = "segment"
@@ -63,6 +65,7 @@ class Settings:
     batch_size: int = 4
     flips: int = 2  # detection.detector.DEFAULT_FLIPS (not imported: torch)
     tail_flips: int = 4  # segmentation.tailnet.infer.DEFAULT_FLIPS
+    refine_boxes: bool = False
 
     def record(self) -> dict[str, Any]:
         """The settings an output must have been made with to be reused on resume."""
@@ -74,6 +77,8 @@ class Settings:
         }
         if self.step == "segment":
             rec["tail_flips"] = int(self.tail_flips)
+        else:
+            rec["refine_boxes"] = bool(self.refine_boxes)
         return rec
 
 

@@ -157,6 +157,7 @@ def run_batch(
     batch_size: int = 4,
     flips: int = Settings.flips,
     tail_flips: int = Settings.tail_flips,
+    refine_boxes: bool = Settings.refine_boxes,
     _die_once_marker: str | os.PathLike | None = None,
 ) -> BatchReport:
     """Detect (and segment) many image files or folders in parallel, one task per input.
@@ -204,6 +205,9 @@ def run_batch(
         ``napari-sperm detect``).
     tail_flips : int, optional
         Flipped copies the tail network averages with ``segment`` (1, 2, 4 or 8; default 4).
+    refine_boxes : bool, optional
+        Fit head boxes to the heads' outlines, as ``napari-sperm detect --refine-boxes``. Steps
+        ``detect`` only: ``segment`` draws its head boxes from its own head masks.
     _die_once_marker : str or os.PathLike, optional
         TEST-ONLY: the first task to run kills its worker process (after creating this file),
         to check that the batch survives a dead worker. Distributed runs only.
@@ -217,7 +221,8 @@ def run_batch(
     ------
     SpermInputError
         No inputs, a missing input or one without images, an unknown step, a bad worker count,
-        flips value or weights file, or an unreachable scheduler.
+        flips value or weights file, ``refine_boxes`` with ``segment``, or an unreachable
+        scheduler.
     """
     t0 = time.perf_counter()
     step = check_steps(steps)
@@ -231,6 +236,10 @@ def run_batch(
 
     flips = check_flips(flips, "--flips")
     tail_flips = check_flips(tail_flips, "--tail-flips")
+    if refine_boxes and step != "detect":
+        raise SpermInputError(
+            "--refine-boxes applies to --steps detect; segment outlines the heads itself."
+        )
     if int(chunk_frames) < 1:
         raise SpermInputError(f"chunk_frames must be at least 1, not {chunk_frames}.")
     out = Path(out_dir)
@@ -247,6 +256,7 @@ def run_batch(
         batch_size=int(batch_size),
         flips=flips,
         tail_flips=tail_flips,
+        refine_boxes=bool(refine_boxes),
     )
     total = len(jobs)
     records: dict[int, InputRecord] = {}

@@ -62,8 +62,8 @@ def _limit_threads(threads: int | None) -> None:
     _THREADS_SET = True
 
 
-def get_detector(weights: str | None, device: str, flips: int = 2):
-    """The detector for ``(weights, device, flips)``, loaded on the first call in this process.
+def get_detector(weights: str | None, device: str, flips: int = 2, refine_boxes: bool = False):
+    """The detector for ``(weights, device, flips, refine_boxes)``, loaded once per process.
 
     Parameters
     ----------
@@ -73,6 +73,8 @@ def get_detector(weights: str | None, device: str, flips: int = 2):
         ``auto``, ``cpu``, ``cuda`` or ``mps``.
     flips : int
         Flipped copies of each frame it averages (1, 2, 4 or 8).
+    refine_boxes : bool
+        Whether it fits head boxes to the heads' outlines.
 
     Returns
     -------
@@ -80,11 +82,11 @@ def get_detector(weights: str | None, device: str, flips: int = 2):
     """
     from ..detection.detector import load_detector
 
-    key = (weights, device, int(flips))
+    key = (weights, device, int(flips), bool(refine_boxes))
     with _LOCK:
         det = _DETECTORS.get(key)
         if det is None:
-            det = _DETECTORS[key] = load_detector(weights, device, int(flips))
+            det = _DETECTORS[key] = load_detector(weights, device, int(flips), bool(refine_boxes))
     return det
 
 
@@ -136,6 +138,7 @@ def _header(settings: Settings, detector, key: str) -> dict[str, Any]:
             [],
             device=str(detector.device),
             score_threshold=float(settings.score_threshold),
+            refine_boxes=bool(settings.refine_boxes),
             **extra,
         )
     return segmentation_to_coco(
@@ -243,7 +246,9 @@ def process_input(
     try:
         _limit_threads(threads)
         _maybe_die(_die_once_marker)
-        detector = get_detector(settings.weights, settings.device, settings.flips)
+        detector = get_detector(
+            settings.weights, settings.device, settings.flips, settings.refine_boxes
+        )
         stream = CocoStream(job.output, _header(settings, detector, job.key))
         try:
             run_input(job, settings, detector, stream)
