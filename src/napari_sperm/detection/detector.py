@@ -123,7 +123,7 @@ class Detector:
     ``refine_boxes`` (default False): each head box scoring at least the score threshold is
     replaced by the bounding box of the head's outline in the frame
     (:func:`.refine.refine_head_boxes`), and its whole-cell box widened to contain it. The boxes
-    fit the heads to the pixel (head AP over IoU 0.5-0.95 up by 0.06-0.14 on the synthetic
+    fit the heads to the pixel (head AP over IoU 0.5-0.95 up by 0.06-0.15 on the synthetic
     modalities) at about 0.3-1 ms per head on the CPU; :meth:`detect` can override it per call.
     """
 

@@ -1,8 +1,8 @@
 """Tight head boxes: replace each detected head box by the bounding box of the head's outline.
 
-The network regresses a head box from the centre cell of each head; its edges are a few pixels off
-(head AP over IoU 0.5-0.95 about 0.65-0.71 on the synthetic modalities). The head itself is a
-compact blob that stands out from its surroundings, so the same local-contrast outline that
+The network regresses a head box from the centre cell of each head; its edges are often a pixel or
+two off (head AP over IoU 0.5-0.95 of 0.62-0.72 on the synthetic modalities with 2 copies). The head
+is a compact blob that stands out from its surroundings, so the same local-contrast outline that
 ``segment`` uses for head masks (:func:`~napari_sperm.segmentation.head_mask.head_outline_box`)
 gives its extent to the pixel. An outline is used only where it agrees with the detector's box
 (IoU at least ``min_iou``), so a neighbouring head or debris caught by the threshold cannot move a
