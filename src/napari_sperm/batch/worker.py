@@ -3,7 +3,7 @@
 Model once per worker
 ---------------------
 The detector is kept in a module-level cache, :data:`_DETECTORS`, keyed by ``(weights,
-device, flips)``; the tail network comes from
+device, flips, refine_boxes)``; the tail network comes from
 :func:`~napari_sperm.segmentation.tailnet.load_tail_net`'s own per-process cache. With
 ``processes=True`` every dask worker is its own Python process, so each worker
 loads the model on its first task and reuses it for every later frame and input; the serial
@@ -46,7 +46,7 @@ from .stream import CocoStream
 
 __all__ = ["get_detector", "iter_chunks", "process_input", "run_input"]
 
-_DETECTORS: dict[tuple[str | None, str, int], Any] = {}
+_DETECTORS: dict[tuple[str | None, str, int, bool], Any] = {}
 _LOCK = threading.Lock()
 _THREADS_SET = False
 
