@@ -87,6 +87,8 @@ def test_flips_choice_reaches_the_detector(make_napari_viewer, qtbot):
     assert widget.flips.value == DEFAULT_FLIPS == 2
     assert list(widget.flips.choices) == [1, 2, 4, 8]
     _run(widget, qtbot)
+    meta = viewer.layers["cells detections"].metadata["napari_sperm"]
+    assert (meta["flips"], meta["refine_boxes"]) == (2, False)
     widget.flips.value = 4
     _run(widget, qtbot)
     assert detector.flips == [2, 4]
@@ -95,6 +97,10 @@ def test_flips_choice_reaches_the_detector(make_napari_viewer, qtbot):
     widget.refine.value = True
     _run(widget, qtbot)
     assert detector.refine == [False, False, True]
+    # the layer records the settings its boxes were made with (the rerun replaced its contents)
+    meta = viewer.layers["cells detections"].metadata["napari_sperm"]
+    assert (meta["flips"], meta["refine_boxes"]) == (4, True)
+    assert len([ly for ly in viewer.layers if ly.name.startswith("cells detections")]) == 1
 
 
 def test_current_frame_only_and_rerun_replaces_own_unedited_layer(make_napari_viewer, qtbot):

@@ -151,7 +151,9 @@ class DetectWidget(Container):
 
         def done(results):
             shapes, features = shapes_from_detections(results, is_stack)
-            kwargs = detection_layer_kwargs(layer, features, threshold, weights)
+            kwargs = detection_layer_kwargs(
+                layer, features, threshold, weights, flips=flips, refine_boxes=refine
+            )
             previous = find_detection_layer(self._viewer, layer) if replace else None
             if previous is not None and not is_unedited(previous):
                 show_info(
@@ -163,7 +165,9 @@ class DetectWidget(Container):
             else:
                 if only_current:
                     shapes, features = merge_frames(previous, shapes, features, {first})
-                    kwargs = detection_layer_kwargs(layer, features, threshold, weights)
+                    kwargs = detection_layer_kwargs(
+                        layer, features, threshold, weights, flips=flips, refine_boxes=refine
+                    )
                 _replace_layer_contents(previous, shapes, kwargs)
                 stamp(previous)
             n_heads = (

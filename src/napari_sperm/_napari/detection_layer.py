@@ -103,9 +103,26 @@ def fingerprint(shapes, features) -> str:
 
 
 def detection_layer_kwargs(
-    image_layer, features: dict, threshold: float, weights: str | None
+    image_layer,
+    features: dict,
+    threshold: float,
+    weights: str | None,
+    *,
+    flips: int | None = None,
+    refine_boxes: bool | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``viewer.add_shapes`` that place boxes over ``image_layer``."""
+    """Keyword arguments for ``viewer.add_shapes`` that place boxes over ``image_layer``.
+
+    The layer's ``metadata["napari_sperm"]`` records how the boxes were made: the source layer,
+    score threshold and weights, and, when given, the number of flipped copies averaged and whether
+    head boxes were fitted to the heads' outlines (the same settings the CLI writes to COCO
+    ``info``).
+    """
+    settings: dict[str, Any] = {}
+    if flips is not None:
+        settings["flips"] = int(flips)
+    if refine_boxes is not None:
+        settings["refine_boxes"] = bool(refine_boxes)
     n_spatial = image_layer.ndim  # for RGB, ndim excludes the colour axis
     colours = np.array(
         [CLASS_COLOURS.get(c, (0.6, 0.9, 1.0, 1.0)) for c in features["class"]], float
@@ -125,6 +142,7 @@ def detection_layer_kwargs(
                 "source": image_layer.name,
                 "score_threshold": threshold,
                 "weights": weights or "default",
+                **settings,
             }
         },
     }
