@@ -3,7 +3,8 @@
 Instances are matched to true tails one to one by IoU (Hungarian assignment on the IoU matrix,
 computed as a sparse product of pixel-incidence matrices, so no pairwise mask loops). A true tail is
 *recovered* when its match has IoU >= 0.5, and *paired right* when that match carries the true
-cell's head label. Crossing tails are grouped by their smallest crossing angle (measured between the
+cell's head label. Pairing is scored over tails whose head shows in the head labels the clustering
+was given (``SyntheticField.head_labels()``, where a later head covers an earlier one). Crossing tails are grouped by their smallest crossing angle (measured between the
 true centrelines where they meet).
 """
 
@@ -47,6 +48,8 @@ class TailTruthScore:
     crosses_head: bool
     """Its mask runs over another cell's head."""
     head_visible: bool
+    """Its head shows in the head labels given as input (at least one pixel): a head lying wholly
+    under another head, or outside the frame, cannot be paired with."""
     iou: float
     """IoU of its matched instance (0 if none)."""
     paired_head: int | None
@@ -176,6 +179,7 @@ def score_field(fld: SyntheticField, result, min_visible_widths: float = 8.0) ->
         per.setdefault(a, []).append(ang)
         per.setdefault(b, []).append(ang)
     heads = fld.head_labels()
+    shown = set(np.unique(heads).tolist())
     vis_lens = [0.5 * max(len(_visible_line(fld, s)) - 1, 0) for s in sperm]
     widths = [s.tail.area / v for s, v in zip(sperm, vis_lens) if v > 0]
     w = float(np.median(widths)) if widths else 1.0  # true tail width, not the method's estimate
@@ -194,7 +198,7 @@ def score_field(fld: SyntheticField, result, min_visible_widths: float = 8.0) ->
                 crossing_angle=min(per[s.sperm_id]) if s.sperm_id in per else None,
                 n_crossings=len(per.get(s.sperm_id, ())),
                 crosses_head=crosses_head,
-                head_visible=s.head.area > 0,
+                head_visible=s.head.area > 0 and s.sperm_id in shown,
                 iou=float(iou[k]),
                 paired_head=result.tails[pi].head if pi >= 0 else None,
             )
