@@ -278,3 +278,21 @@ def test_flips_find_the_same_heads_and_bad_values_are_refused(det, phase_high):
             det.detect(phase_high.image, 0.3, flips=bad)
     with pytest.raises(SpermInputError, match="detector flips"):
         load_detector(None, "cpu", flips=5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(48, 64), (48, 64, 3), (48, 64, 4), (48, 64, 1)])
+def test_integer_frames_normalise_exactly_as_their_float_values(dtype, shape):
+    """8- and 16-bit frames go through a lookup table; it must give the float path's values."""
+    from napari_sperm.detection.normalize import normalize_frame
+
+    rng = np.random.default_rng(7)
+    top = 255 if dtype == np.uint8 else 4095
+    img = rng.integers(0, top + 1, shape).astype(dtype)
+    img[:4] = 0  # a dark band, so the low percentile sits on the darkest level
+    out = normalize_frame(img)
+    assert out.shape == (3, 48, 64) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, normalize_frame(img.astype(np.float32)))
+    assert -0.5 <= out.min() and out.max() <= 1.5
+    if len(shape) == 2 or shape[-1] == 1:
+        assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])

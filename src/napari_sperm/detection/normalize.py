@@ -47,6 +47,8 @@ def normalize_frame(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a (H, W) or (H, W, 3) frame, got shape {img.shape}")
     if img.dtype == bool:
         img = img.astype(np.uint8)
+    if img.dtype in (np.uint8, np.uint16):
+        return _normalize_by_table(img)
     x = img.astype(np.float32, copy=False)
     lo, hi = _percentiles(x)
     scale = 1.0 / (hi - lo) if hi > lo else 1.0
@@ -58,3 +60,25 @@ def normalize_frame(image: np.ndarray) -> np.ndarray:
     else:
         x = np.moveaxis(x, -1, 0)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _normalize_by_table(img: np.ndarray) -> np.ndarray:
+    """:func:`normalize_frame` for 8- and 16-bit frames through a lookup table of every level.
+
+    The same float32 arithmetic as the general path, done once per grey level instead of once per
+    pixel, then one gather: the same values, bit for bit, in a fraction of the time (one pass over
+    the frame instead of five).
+    """
+    step = img.size // _MAX_SAMPLES + 1 if img.size > _MAX_SAMPLES else 1
+    lo, hi = _percentiles(img.reshape(-1)[::step].astype(np.float32))
+    scale = 1.0 / (hi - lo) if hi > lo else 1.0
+    table = np.arange(np.iinfo(img.dtype).max + 1, dtype=np.float32)
+    table = np.clip((table - lo) * scale, -0.5, 1.5)
+    out = np.empty((3, *img.shape[:2]), np.float32)
+    if img.ndim == 2:
+        np.take(table, img, out=out[0])
+        out[1:] = out[0]
+    else:
+        for c in range(3):
+            np.take(table, img[..., c], out=out[c])
+    return out
