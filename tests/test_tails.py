@@ -347,3 +347,19 @@ def test_ours_beats_published_on_a_crossing_field():
     pub = summarize([score_field(fld, pub_res)])
     assert ours["all"][0] > pub["all"][0]
     assert ours["paired"][0] > pub["paired"][0]
+
+
+def test_head_cut_by_border_gets_the_full_head_length_allowance():
+    # Head 5 lies mostly outside the frame: only its rear cap (11 px) shows. Its tail starts 18 px
+    # below the cap (the midpiece faint or out of view), within the rear allowance of a whole head
+    # (median length of the four whole heads) but past that of the cap's own length.
+    shape = (200, 240)
+    heads = np.zeros(shape, np.int32)
+    for i in range(4):
+        heads[_ellipse(shape, (60 + 30 * i, 40), (0, 1), 18, 9)] = i + 1
+    heads[_ellipse(shape, (-8, 150), (1, 0), 18, 9)] = 5
+    assert np.nonzero(heads == 5)[0].max() == 10
+    tail = _line(shape, (28, 150), (190, 152), 3)
+    res = cluster_tails(tail, heads)
+    assert [t.head for t in res.tails] == [5]
+    assert res.tails[0].pair_distance == pytest.approx(18, abs=1.5)

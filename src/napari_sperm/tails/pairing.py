@@ -61,8 +61,9 @@ def head_geometry(
     A head whose outline borders another head over at least ``min_contact`` of its boundary pixels
     counts as partly hidden: one of the two lies over the other, so the visible pixels may be a
     cut-off part. Its axis is not trusted (the visible part's axis can point anywhere) and its length is
-    taken as at least the median length of the heads that are not occluded (its rear, where the
-    tail starts, may be the hidden part).
+    taken as at least the median length of the heads that are neither occluded nor cut by the frame
+    border (its rear, where the tail starts, may be the hidden part). A head touching the frame
+    border gets the same length: what shows of it may be its front part.
     """
     rows, cols = np.nonzero(heads)
     vals = heads[rows, cols].astype(np.int64)
@@ -97,8 +98,9 @@ def head_geometry(
     n_contact = np.bincount(inv[contact], minlength=ids.size)
     occluded = n_contact >= np.maximum(min_contact * n_bnd, 1)
     length = 4.0 * np.sqrt(lam1)
-    if (~occluded).any():
-        length = np.where(occluded, np.maximum(length, np.median(length[~occluded])), length)
+    partial = occluded | touches
+    if (~partial).any():
+        length = np.where(partial, np.maximum(length, np.median(length[~partial])), length)
     return Heads(
         ids=ids,
         centre=np.stack([mr, mc], axis=1),
