@@ -296,3 +296,14 @@ def test_integer_frames_normalise_exactly_as_their_float_values(dtype, shape):
     assert -0.5 <= out.min() and out.max() <= 1.5
     if len(shape) == 2 or shape[-1] == 1:
         assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
+
+
+def test_frames_without_finite_pixels_are_refused_by_name(det):
+    good = make_field("phase-high", seed=2).image.astype(np.float32)
+    good[:20, :30] = np.nan  # part NaN: fine
+    assert len(det.detect(good, 0.3)[0].boxes) > 0
+    with pytest.raises(SpermInputError, match="the image: it has no finite pixels"):
+        det.detect(np.full((64, 80), np.nan, np.float32))
+    stack = np.stack([good, np.full_like(good, np.inf), good])
+    with pytest.raises(SpermInputError, match="frame 1: it has no finite pixels"):
+        det.detect(stack)

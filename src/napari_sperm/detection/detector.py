@@ -310,7 +310,9 @@ class Detector:
         (default: the detector's :attr:`refine_boxes`): see :class:`Detector`.
 
         The generator's return value (``StopIteration.value``, or ``yield from``) is the list of
-        :class:`FrameDetections`, one per frame with ``.frame`` its index.
+        :class:`FrameDetections`, one per frame with ``.frame`` its index. A frame without a single
+        finite pixel (all NaN or infinite) raises :class:`~napari_sperm.io.errors.SpermInputError`
+        naming it; NaN or infinite pixels in part of a frame read as its 1st-percentile level.
         """
         flips = self.flips if flips is None else check_flips(flips, "detector flips")
         refine = self.refine_boxes if refine_boxes is None else bool(refine_boxes)
@@ -321,6 +323,8 @@ class Detector:
             for start in range(0, n, batch_size):
                 idx = range(start, min(n, start + batch_size))
                 batch = [self._frame(frames, i, single) for i in idx]
+                for i, f in zip(idx, batch):
+                    _check_finite(f, None if single else i)
                 shapes = {b.shape[:2] for b in batch}
                 # on the CPU one frame at a time is faster (cache-friendly); on a GPU the whole batch
                 groups = (
@@ -348,6 +352,16 @@ class Detector:
     ) -> list[FrameDetections]:
         """Run :meth:`iter_detect` to the end and return its list."""
         return drain(self.iter_detect(frames, score_threshold, batch_size, flips, refine_boxes))
+
+
+def _check_finite(frame: np.ndarray, index: int | None) -> None:
+    """Refuse a float frame with no finite pixel: there is nothing in it to detect."""
+    if frame.dtype.kind in "fc" and frame.size and not np.isfinite(frame).any():
+        where = "the image" if index is None else f"frame {index}"
+        raise SpermInputError(
+            f"Cannot detect in {where}: it has no finite pixels (all NaN or infinite). "
+            "Fix or drop it, then run again."
+        )
 
 
 def detect(
