@@ -4,8 +4,9 @@ Instances are matched to true tails one to one by IoU (Hungarian assignment on t
 computed as a sparse product of pixel-incidence matrices, so no pairwise mask loops). A true tail is
 *recovered* when its match has IoU >= 0.5, and *paired right* when that match carries the true
 cell's head label. Pairing is scored over tails whose head shows in the head labels the clustering
-was given (``SyntheticField.head_labels()``, where a later head covers an earlier one). Crossing tails are grouped by their smallest crossing angle (measured between the
-true centrelines where they meet).
+was given (``SyntheticField.head_labels()``, where a later head covers an earlier one). Crossing
+tails are grouped by their smallest crossing angle (measured between the true centrelines where
+they meet).
 """
 
 from __future__ import annotations
