@@ -164,6 +164,13 @@ def _outline(
     return piece, offset
 
 
+def _extent(piece: np.ndarray) -> tuple[int, int, int, int]:
+    """``(r0, r1, c0, c1)``: the half-open rows and columns holding a non-empty mask's pixels."""
+    rows = np.flatnonzero(piece.any(axis=1))
+    cols = np.flatnonzero(piece.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def head_mask(grey: np.ndarray, box, params: HeadMaskParams | None = None) -> CropMask:
     """Mask of the head in one box of a grey frame from :func:`~.tail_mask.as_grey`.
 
@@ -184,10 +191,8 @@ def head_mask(grey: np.ndarray, box, params: HeadMaskParams | None = None) -> Cr
     if found is None:
         return CropMask.empty()
     piece, offset = found
-    rows = np.flatnonzero(piece.any(axis=1))
-    cols = np.flatnonzero(piece.any(axis=0))
-    sub = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return CropMask((offset[0] + int(rows[0]), offset[1] + int(cols[0])), sub.copy())
+    r0, r1, c0, c1 = _extent(piece)
+    return CropMask((offset[0] + r0, offset[1] + c0), piece[r0:r1, c0:c1].copy())
 
 
 def head_outline_box(
@@ -212,12 +217,9 @@ def head_outline_box(
     found = _outline(grey, box, params or HeadMaskParams(), fill=False)
     if found is None:
         return None
-    piece, (r0, c0) = found
-    rows = np.flatnonzero(piece.any(axis=1))
-    cols = np.flatnonzero(piece.any(axis=0))
-    return np.array(
-        [c0 + cols[0], r0 + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1], float
-    )
+    piece, (dr, dc) = found
+    r0, r1, c0, c1 = _extent(piece)
+    return np.array([dc + c0, dr + r0, c1 - c0, r1 - r0], float)
 
 
 def head_masks(
