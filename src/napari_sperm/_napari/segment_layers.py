@@ -37,6 +37,7 @@ def features_table(results, first: int = 0) -> pd.DataFrame:
                     "tail_length": round(rec.tail_length, 2),
                     "paired": rec.paired,
                     "score": round(rec.score, 4),
+                    "cell_score": round(rec.whole_cell_score, 4),
                     "engine": rec.engine,
                 }
             )
@@ -48,6 +49,7 @@ def features_table(results, first: int = 0) -> pd.DataFrame:
         "tail_length",
         "paired",
         "score",
+        "cell_score",
         "engine",
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -39,7 +39,10 @@ def segmentation_to_coco(images: list[SegmentedImage], **info: Any) -> dict[str,
     Per cell: category 2 ``head`` and 3 ``tail`` (each when found) and 1 ``sperm`` (head plus tail),
     all with ``attributes.sperm_id`` (the detector's id) and ``attributes.paired``; a tail that no
     head claimed is written as a ``tail`` only, with a fresh ``sperm_id``. Crossing pixels stay in
-    both tails' masks. Scores are the head detection's score (tails without a head: 0).
+    both tails' masks. A ``head`` carries the head detection's score; a ``sperm`` and its ``tail``
+    carry the whole-cell score (``SpermRecord.whole_cell_score``: the head score, scaled down when
+    the tail is missing or shorter than the frame's typical tail), so whole cells rank by how
+    complete they are; tails without a head score 0.
 
     Parameters
     ----------
@@ -84,6 +87,7 @@ def segmentation_to_coco(images: list[SegmentedImage], **info: Any) -> dict[str,
             for part in parts:
                 category, mask = part[0], part[1]
                 extra = part[2] if len(part) > 2 else {}
+                score = rec.score if category == "head" else rec.whole_cell_score
                 ds["annotations"].append(
                     mask_annotation(
                         np.asarray(mask, bool),
@@ -91,7 +95,7 @@ def segmentation_to_coco(images: list[SegmentedImage], **info: Any) -> dict[str,
                         image_id,
                         category,
                         {**attrs, **extra, "engine": rec.engine},
-                        score=round(float(rec.score), 4),
+                        score=round(float(score), 4),
                     )
                 )
                 ann_id += 1

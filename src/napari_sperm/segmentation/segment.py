@@ -21,6 +21,7 @@ from ..progress import drain
 from ..synthetic.raster import CropMask, union_full
 from ..tails import Con2DisParams, TailClustering, cluster_tails
 from ..tails.stack import heads_from_boxes
+from .cell_score import whole_cell_scores
 from .head_mask import head_masks
 from .params import HeadMaskParams, TailMaskParams
 from .tail_mask import tail_mask
@@ -75,6 +76,11 @@ class SpermRecord:
         The head detection's score (0 for an unpaired tail).
     engine : str
         ``"classic"`` or ``"sam"``.
+    cell_score : float or None
+        Confidence in the whole cell, head and traced tail together: the head score scaled down
+        when the tail is missing or shorter than the frame's typical tail (see
+        :func:`~.cell_score.whole_cell_scores`). None means not computed; ``whole_cell_score`` then
+        falls back to ``score``.
     """
 
     sperm_id: int
@@ -83,6 +89,12 @@ class SpermRecord:
     centreline: np.ndarray | None
     score: float
     engine: str
+    cell_score: float | None = None
+
+    @property
+    def whole_cell_score(self) -> float:
+        """``cell_score`` when computed, else the head score."""
+        return self.score if self.cell_score is None else self.cell_score
 
     @property
     def paired(self) -> bool:
@@ -196,6 +208,27 @@ def _head_label_image(shape, masks: list[CropMask], boxes, ids) -> tuple[np.ndar
     return labels, heads
 
 
+def _touches_border(m: CropMask | None, shape: tuple[int, int]) -> bool:
+    box = None if m is None else m.bbox()
+    if box is None:
+        return False
+    x, y, w, h = box
+    return x <= 0 or y <= 0 or x + w >= shape[1] or y + h >= shape[0]
+
+
+def _set_cell_scores(records: list[SpermRecord], shape: tuple[int, int]) -> None:
+    """Fill ``cell_score`` of the cells (records with a head) of one frame."""
+    if not records:
+        return
+    cells = whole_cell_scores(
+        [r.score for r in records],
+        [r.tail_length if r.tail is not None else 0.0 for r in records],
+        [_touches_border(r.tail, shape) for r in records],
+    )
+    for r, c in zip(records, cells.tolist(), strict=True):
+        r.cell_score = float(c)
+
+
 def _segment_frame(
     image: np.ndarray,
     det: FrameDetections,
@@ -274,10 +307,11 @@ def _segment_frame(
                 engine,
             )
         )
+    _set_cell_scores(records, shape)
     next_id = max([0, *det.sperm_ids.tolist()]) + 1
     for t in unpaired:
         records.append(
-            SpermRecord(next_id, None, t.mask, np.asarray(t.centreline, float), 0.0, engine)
+            SpermRecord(next_id, None, t.mask, np.asarray(t.centreline, float), 0.0, engine, 0.0)
         )
         next_id += 1
     return FrameSegmentation(frame, shape, records, clustering, stats)
