@@ -114,6 +114,29 @@ def test_heads_and_cells_linked_by_id(det, phase_high):
         assert cb[0] + cb[2] >= b[0] + b[2] - 1e-3 and cb[1] + cb[3] >= b[1] + b[3] - 1e-3
 
 
+def test_boxes_enclose_whole_pixels_inside_the_frame(det, phase_high):
+    (res,) = det.detect(phase_high.image)
+    h, w = phase_high.shape
+    b = res.boxes
+    np.testing.assert_array_equal(b, np.rint(b))
+    assert (b[:, :2] >= 0).all() and (b[:, 2:] >= 1).all()
+    assert (b[:, 0] + b[:, 2] <= w).all() and (b[:, 1] + b[:, 3] <= h).all()
+
+
+def test_box_edges_snap_to_the_nearest_pixel_boundary():
+    # columns: score, head x y w h, cell x0 y0 x1 y1, rest unused
+    d = np.zeros((4, 14), np.float32)
+    d[0, :9] = [0.9, 3.4, 5.6, 4.2, 2.3, 1.2, 2.7, 20.6, 9.4]  # head 3.4..7.6 x 5.6..7.9
+    d[1, :9] = [0.8, 10.2, 10.1, 0.2, 0.3, 10.0, 10.0, 10.4, 10.4]  # smaller than a pixel
+    d[2, :9] = [0.7, 60.0, 5.0, 4.0, 4.0, 60.0, 5.0, 64.0, 9.0]  # outside a 50 px wide frame
+    d[3, :9] = [0.6, -2.6, 47.0, 5.0, 5.0, -3.0, 40.0, 3.0, 52.0]  # cut by the frame's corner
+    out = Detector._clip(d, 50, 50)
+    assert len(out) == 3
+    np.testing.assert_array_equal(out[0, 1:9], [3, 6, 5, 2, 1, 3, 21, 9])
+    np.testing.assert_array_equal(out[1, 1:9], [10, 10, 1, 1, 10, 10, 11, 11])
+    np.testing.assert_array_equal(out[2, 1:9], [0, 47, 2, 3, 0, 40, 3, 50])
+
+
 def test_input_types_give_detections(det, phase_high):
     img = phase_high.image
     (ref,) = det.detect(img)

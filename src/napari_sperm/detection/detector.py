@@ -270,17 +270,24 @@ class Detector:
 
     @staticmethod
     def _clip(d: np.ndarray, h: int, w: int) -> np.ndarray:
+        """Clip boxes to the frame and snap their edges to pixel boundaries.
+
+        A box encloses whole pixels, as the masks it stands for do (COCO boxes of masks have
+        integer edges): each edge goes to the nearest pixel boundary, and a head box keeps at least
+        one pixel. The whole-cell box contains the head box.
+        """
         d = d.copy()
-        hx0 = np.clip(d[:, 1], 0, w)
-        hy0 = np.clip(d[:, 2], 0, h)
-        hx1 = np.clip(d[:, 1] + d[:, 3], 0, w)
-        hy1 = np.clip(d[:, 2] + d[:, 4], 0, h)
+        hx0 = np.clip(np.rint(d[:, 1]), 0, w - 1)
+        hy0 = np.clip(np.rint(d[:, 2]), 0, h - 1)
+        hx1 = np.clip(np.maximum(np.rint(d[:, 1] + d[:, 3]), hx0 + 1), 0, w)
+        hy1 = np.clip(np.maximum(np.rint(d[:, 2] + d[:, 4]), hy0 + 1), 0, h)
+        ok = (d[:, 1] < w) & (d[:, 2] < h) & (d[:, 1] + d[:, 3] > 0) & (d[:, 2] + d[:, 4] > 0)
+        ok &= (d[:, 3] > 0) & (d[:, 4] > 0)
         d[:, 1], d[:, 2], d[:, 3], d[:, 4] = hx0, hy0, hx1 - hx0, hy1 - hy0
-        d[:, 5] = np.clip(np.minimum(d[:, 5], hx0), 0, w)
-        d[:, 6] = np.clip(np.minimum(d[:, 6], hy0), 0, h)
-        d[:, 7] = np.clip(np.maximum(d[:, 7], hx1), 0, w)
-        d[:, 8] = np.clip(np.maximum(d[:, 8], hy1), 0, h)
-        ok = (d[:, 3] > 0) & (d[:, 4] > 0)
+        d[:, 5] = np.clip(np.minimum(np.rint(d[:, 5]), hx0), 0, w)
+        d[:, 6] = np.clip(np.minimum(np.rint(d[:, 6]), hy0), 0, h)
+        d[:, 7] = np.clip(np.maximum(np.rint(d[:, 7]), hx1), 0, w)
+        d[:, 8] = np.clip(np.maximum(np.rint(d[:, 8]), hy1), 0, h)
         return d[ok]
 
     @staticmethod
