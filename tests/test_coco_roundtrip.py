@@ -260,6 +260,35 @@ def test_review_rows_measure_cells():
     assert row.tail_length == pytest.approx(29.0)
 
 
+def test_review_rows_put_the_least_confident_cells_first():
+    def tail_of(length):
+        m = np.zeros((60, 80), bool)
+        m[30, 10 : 10 + length] = True
+        return CropMask.from_full(m)
+
+    head = np.zeros((60, 80), bool)
+    head[2:6, 2:6] = True
+    h = CropMask.from_full(head)
+    cells = [
+        Cell(1, head=h, tail=tail_of(41), score=0.9),  # a typical tail: keeps its score
+        Cell(2, head=h, tail=tail_of(41), score=0.8),
+        Cell(3, head=h, tail=tail_of(21), score=0.95),  # half as long: about half the score
+        Cell(4, head=h, score=0.99),  # no tail: the floor (0.2)
+        Cell(5, head=h, tail=tail_of(11)),  # drawn by hand: no score
+        Cell(6, head=h, tail=tail_of(41), score=0.7),
+    ]
+    fr = AnnotatedFrame(60, 80, 0, cells)
+    by_id = [r.sperm_id for r in cell_rows(fr)]
+    assert by_id == [1, 2, 3, 4, 5, 6]
+    rows = cell_rows(fr, "confidence")
+    assert [r.sperm_id for r in rows] == [4, 3, 6, 2, 1, 5]
+    got = {r.sperm_id: r.cell_score for r in rows}
+    assert got[1] == pytest.approx(0.9) and got[5] is None
+    assert got[3] == pytest.approx(0.95 * 20 / 40) and got[4] == pytest.approx(0.99 * 0.2)
+    with pytest.raises(ValueError, match="order"):
+        cell_rows(fr, "score")
+
+
 def test_cli_export_and_errors(gt, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["export", str(gt), "-o", str(out), "-q"]) == 0

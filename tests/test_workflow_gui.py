@@ -16,6 +16,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from napari_sperm._napari.annotation_layers import find_annotation_layers, stack_from_layers
+from napari_sperm._napari.review_widget import COLUMNS
 from napari_sperm.annotations.export import export_coco
 
 pytestmark = pytest.mark.gui
@@ -108,10 +109,19 @@ def test_full_path_on_the_sample_stack(make_napari_viewer, qtbot, tmp_path):
     accept = review._ids.index(fix)
     review.select_row(accept)
     review.accept_current()
-    assert review.table.value["data"][accept][5] == "yes"
+    assert review.table.value["data"][accept][COLUMNS.index("reviewed")] == "yes"
     assert f"{len(review._ids)} sperm" in review.summary.value
     assert "1 reviewed" in flow.counts.value or "reviewed" in flow.counts.value
     _shot(viewer, "3-review")
+
+    # least confident first: the same cells, by whole-cell score, lowest first
+    review.by_confidence.value = True
+    col = COLUMNS.index("cell score")
+    shown = [float(row[col]) for row in review.table.value["data"] if row[col] != ""]
+    assert len(shown) > 5 and shown == sorted(shown) and shown[0] < shown[-1]
+    assert sorted(review._ids) == sorted(ids[1:])
+    review.by_confidence.value = False
+    assert review._ids == sorted(review._ids)
 
     # 4. export
     flow.steps.setCurrentIndex(3)

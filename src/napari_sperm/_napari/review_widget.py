@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Table
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, Table
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReviewWidget", "COLUMNS", "KEYS"]
 
-COLUMNS = ["sperm id", "score", "head area", "tail length", "paired", "reviewed"]
+COLUMNS = ["sperm id", "score", "cell score", "head area", "tail length", "paired", "reviewed"]
 KEYS = {"accept": "Shift-Y", "reject": "Shift-X", "next": "Shift-N"}
 
 
@@ -39,6 +39,7 @@ class ReviewWidget(Container):
         self._viewer = viewer
         self.image = ComboBox(label="image", choices=self._image_choices)
         self.summary = Label(value="")
+        self.by_confidence = CheckBox(text="least confident first", value=False)
         self.table = Table(value={c: [] for c in COLUMNS})
         self.accept = PushButton(text=f"Accept ({KEYS['accept']})")
         self.reject = PushButton(text=f"Reject ({KEYS['reject']})")
@@ -49,7 +50,9 @@ class ReviewWidget(Container):
             layout="horizontal",
             labels=False,
         )
-        super().__init__(widgets=[self.image, self.summary, self.table, buttons])
+        super().__init__(
+            widgets=[self.image, self.by_confidence, self.summary, self.table, buttons]
+        )
         self._ids: list[int] = []
         self._row = 0
         self.listeners: list = []  # called after every refresh (the workflow's counts)
@@ -63,6 +66,7 @@ class ReviewWidget(Container):
         self.next.changed.connect(lambda *_: self.next_cell())
         self.refresh_button.changed.connect(lambda *_: self.refresh())
         self.image.changed.connect(lambda *_: self.refresh())
+        self.by_confidence.changed.connect(lambda *_: self.refresh())
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
         viewer.dims.events.current_step.connect(self._frame_changed)
@@ -126,11 +130,12 @@ class ReviewWidget(Container):
         except SpermInputError as exc:
             show_error(f"napari-sperm: {exc}")
             return
-        rows = cell_rows(fr)
+        rows = cell_rows(fr, "confidence" if self.by_confidence.value else "id")
         self._ids = [r.sperm_id for r in rows]
         self.table.value = {
             "sperm id": [r.sperm_id for r in rows],
             "score": ["" if r.score is None else f"{r.score:.2f}" for r in rows],
+            "cell score": ["" if r.cell_score is None else f"{r.cell_score:.2f}" for r in rows],
             "head area": [r.head_area for r in rows],
             "tail length": [f"{r.tail_length:.1f}" for r in rows],
             "paired": ["yes" if r.paired else "no" for r in rows],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.morphology import skeletonize
 
+from ..segmentation.cell_score import touches_border, whole_cell_scores
 from ..synthetic.raster import CropMask
 from .model import AnnotatedFrame, AnnotatedStack
 
@@ -44,6 +45,10 @@ class CellRow:
     tail_length: float
     paired: bool
     reviewed: bool
+    cell_score: float | None = None
+    """Whole-cell score from the current masks (see
+    :func:`~napari_sperm.segmentation.cell_score.whole_cell_scores`); None for cells without a
+    detection score (drawn by hand)."""
 
 
 @dataclass
@@ -56,19 +61,49 @@ class FrameCounts:
     reviewed: int
 
 
-def cell_rows(frame: AnnotatedFrame) -> list[CellRow]:
-    """Rows for the non-empty cells of ``frame`` in ``sperm_id`` order."""
-    return [
+def cell_rows(frame: AnnotatedFrame, order: str = "id") -> list[CellRow]:
+    """Rows for the non-empty cells of ``frame``.
+
+    Parameters
+    ----------
+    frame : AnnotatedFrame
+    order : {"id", "confidence"}
+        ``"id"``: by ``sperm_id``. ``"confidence"``: least confident first, by whole-cell score
+        (cells without one, drawn by hand, last), so a reviewer starts with the cells most likely
+        to need a correction.
+
+    Returns
+    -------
+    list of CellRow
+    """
+    if order not in ("id", "confidence"):
+        raise ValueError(f"order must be 'id' or 'confidence', got {order!r}")
+    cells = frame.sorted_cells()
+    lengths = [round(skeleton_length(c.tail), 1) for c in cells]
+    scored = [i for i, c in enumerate(cells) if c.score is not None and np.isfinite(c.score)]
+    whole = whole_cell_scores(
+        [cells[i].score for i in scored],
+        [lengths[i] for i in scored],
+        [touches_border(cells[i].tail, frame.shape) for i in scored],
+    )
+    cell_score: list[float | None] = [None] * len(cells)
+    for i, v in zip(scored, whole.tolist(), strict=True):
+        cell_score[i] = float(v)
+    rows = [
         CellRow(
             sperm_id=c.sperm_id,
             score=c.score,
             head_area=0 if c.head is None else c.head.area,
-            tail_length=round(skeleton_length(c.tail), 1),
+            tail_length=lengths[i],
             paired=c.paired,
             reviewed=c.reviewed,
+            cell_score=cell_score[i],
         )
-        for c in frame.sorted_cells()
+        for i, c in enumerate(cells)
     ]
+    if order == "confidence":
+        rows.sort(key=lambda r: (r.cell_score is None, r.cell_score or 0.0, r.sperm_id))
+    return rows
 
 
 def frame_counts(stack: AnnotatedStack) -> list[FrameCounts]:

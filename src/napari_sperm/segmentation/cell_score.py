@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["whole_cell_scores"]
+from ..synthetic.raster import CropMask
+
+__all__ = ["whole_cell_scores", "touches_border"]
+
+
+def touches_border(mask: CropMask | None, shape: tuple[int, int]) -> bool:
+    """Whether any pixel of ``mask`` lies on the edge of a frame of ``shape`` (False when empty)."""
+    box = None if mask is None else mask.bbox()
+    if box is None:
+        return False
+    x, y, w, h = box
+    return x <= 0 or y <= 0 or x + w >= shape[1] or y + h >= shape[0]
 
 
 def whole_cell_scores(

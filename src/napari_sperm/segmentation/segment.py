@@ -21,7 +21,7 @@ from ..progress import drain
 from ..synthetic.raster import CropMask, union_full
 from ..tails import Con2DisParams, TailClustering, cluster_tails
 from ..tails.stack import heads_from_boxes
-from .cell_score import whole_cell_scores
+from .cell_score import touches_border, whole_cell_scores
 from .head_mask import head_masks
 from .params import HeadMaskParams, TailMaskParams
 from .tail_mask import tail_mask
@@ -208,14 +208,6 @@ def _head_label_image(shape, masks: list[CropMask], boxes, ids) -> tuple[np.ndar
     return labels, heads
 
 
-def _touches_border(m: CropMask | None, shape: tuple[int, int]) -> bool:
-    box = None if m is None else m.bbox()
-    if box is None:
-        return False
-    x, y, w, h = box
-    return x <= 0 or y <= 0 or x + w >= shape[1] or y + h >= shape[0]
-
-
 def _set_cell_scores(records: list[SpermRecord], shape: tuple[int, int]) -> None:
     """Fill ``cell_score`` of the cells (records with a head) of one frame."""
     if not records:
@@ -223,7 +215,7 @@ def _set_cell_scores(records: list[SpermRecord], shape: tuple[int, int]) -> None
     cells = whole_cell_scores(
         [r.score for r in records],
         [r.tail_length if r.tail is not None else 0.0 for r in records],
-        [_touches_border(r.tail, shape) for r in records],
+        [touches_border(r.tail, shape) for r in records],
     )
     for r, c in zip(records, cells.tolist(), strict=True):
         r.cell_score = float(c)
