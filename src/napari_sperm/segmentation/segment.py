@@ -210,11 +210,9 @@ def _head_label_image(shape, masks: list[CropMask], boxes, ids) -> tuple[np.ndar
 
 def _set_cell_scores(records: list[SpermRecord], shape: tuple[int, int]) -> None:
     """Fill ``cell_score`` of the cells (records with a head) of one frame."""
-    if not records:
-        return
     cells = whole_cell_scores(
         [r.score for r in records],
-        [r.tail_length if r.tail is not None else 0.0 for r in records],
+        [r.tail_length for r in records],  # 0 without a tail
         [touches_border(r.tail, shape) for r in records],
     )
     for r, c in zip(records, cells.tolist(), strict=True):
