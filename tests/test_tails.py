@@ -298,6 +298,21 @@ def test_tail_ending_on_another_tail_stops_there():
     assert len({t.head: t for t in off.tails}[7].centreline) > 150  # the rule is what stops it
 
 
+def test_earlier_path_gives_up_a_shared_exit_for_an_unused_one():
+    # A brightfield field with shallow crossings (the benchmark's seed 1004, band 0-15 deg): at
+    # two hubs a second head's path would share the exit the first took while another exit stayed
+    # unused; the first path moves there instead, and two more tails get their own head.
+    fld = make_field("brightfield", seed=1004, n_sperm=20, crossings=6, crossing_angle_deg=(0, 15))
+    mask, heads = tail_mask_of(fld), fld.head_labels()
+    on = cluster_tails(mask, heads)
+    off = cluster_tails(mask, heads, params=Con2DisParams(open_exit_cost_deg=None))
+    s_on = summarize([score_field(fld, on)])
+    s_off = summarize([score_field(fld, off)])
+    assert s_on["paired"][0] >= s_off["paired"][0] + 2, (s_on, s_off)
+    assert any(m.reason == "exit swap" for m in on.merges)
+    assert not any(m.reason == "exit swap" for m in off.merges)
+
+
 # ------------------------------------------------------------------------------------------------
 # Accuracy floors on small seeded synthetic fields (regression floors; see docs/con2dis.md for the
 # full benchmark)

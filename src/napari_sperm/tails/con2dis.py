@@ -275,6 +275,7 @@ def iter_cluster_tails(
             lateral_weight=p.lateral_weight_deg,
             max_lateral=p.max_lateral,
             share_cost=p.share_cost_deg,
+            open_exit_cost=p.open_exit_cost_deg,
             gap_len=gap_len,
             gap_max_bend=p.gap_max_bend_deg,
         )  # fmt: skip

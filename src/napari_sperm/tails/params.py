@@ -55,6 +55,13 @@ class Con2DisParams:
     fitted for its direction, and over which each way on through a hub is fitted."""
     share_cost_deg: float = 15.0
     """Extra cost (deg) for a path from a head to continue into a piece another head's path uses."""
+    open_exit_cost_deg: float | None = 5.0
+    """Where a path would share the exit that an earlier path took from the same hub while another
+    exit of that hub stays unused by every path, the earlier path moves to the unused exit (and the
+    later one takes the freed exit alone) when that raises the earlier path's cost by less than
+    ``share_cost_deg`` plus this: two tails that meet at a shallow crossing usually leave it by
+    different ways, and an exit no head's path takes ends up an unpaired tail. ``None`` turns the
+    swap off."""
     shared_max_split_deg: float = 60.0
     """At a Y junction, two branches closer in direction than this may both continue the stem (a
     shallow crossing where two tails run together for a while)."""

@@ -31,7 +31,9 @@ class MergeDecision:
     accepted : bool
     reason : str
         ``"through junction"``, ``"pass through"``, ``"gap bridge"``, ``"head path"``,
-        ``"shared stretch"``, ``"gap jump"`` (a path from a head jumping a gap), or
+        ``"shared stretch"``, ``"exit swap"`` (a path from a head moved to a hub's unused exit,
+        leaving the one it took to a later path), ``"gap jump"`` (a path from a head jumping a
+        gap), or
         ``"rejected: ..."``.
     position : (float, float)
         ``(row, col)`` where the decision was taken (midpoint of the two ends).

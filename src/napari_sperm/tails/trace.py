@@ -12,7 +12,10 @@ whose pixels it lost, a head the tail passes under.
 
 All paths advance together, best-first: the cheapest pending decision of any path is taken first, so
 where two paths meet at a hub, the one that continues straighter picks its exit first and the other
-takes what fits it next (sharing only when that is clearly better). Pieces no head path claims are
+takes what fits it next (sharing only when that is clearly better). Where the later path would
+share the exit the earlier one took while another exit of that hub stays unused, the two are weighed
+jointly: the earlier path may move to the unused exit and leave its first choice to the later one
+(an *exit swap*). Pieces no head path claims are
 matched and chained as before (see :mod:`~napari_sperm.tails.merge`) and stay unpaired unless they
 start at a head left without a path.
 """
@@ -45,6 +48,9 @@ class _Path:
     decs: list[MergeDecision] = field(default_factory=list)
     length: float = 0.0
     """Skeleton length of the pieces in ``steps`` (px)."""
+    options: list[tuple[int, dict[int, tuple[float, float]]] | None] = field(default_factory=list)
+    """Per step after the first: the hub it left and (cost without sharing, bend) of every exit
+    that fitted there, or None for a gap jump."""
 
 
 def _fit(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +98,7 @@ def trace_from_heads(
     gap_max_bend: float = 35.0,
     soft_length: float = np.inf,
     late_max_cost: float = np.inf,
+    open_exit_cost: float | None = None,
 ) -> tuple[list[Chain], list[int], list[MergeDecision]]:
     """Trace one path per head start through the skeleton graph.
 
@@ -122,6 +129,11 @@ def trace_from_heads(
         where the exit costs (bend, offset and sharing, degrees) at most ``late_max_cost``;
         otherwise it may still jump a gap, or it ends there. A tail that ends against another tail
         is then not carried on along it. Default: no limit.
+    open_exit_cost : float or None
+        Where path k would share the exit x that an earlier path j took from the same hub while an
+        exit y of that hub is used by no path, j moves to y (dropping its steps beyond the hub) and
+        k takes x alone, when y costs j less than ``share_cost + open_exit_cost`` more than x did.
+        Each pair of paths swaps at most once per hub. None (the default) never swaps.
 
     Returns
     -------
@@ -255,7 +267,7 @@ def trace_from_heads(
             shared = used_by_other(x, k)
             cost = float(worst[i] + 10.0 * dist[i] / width) + (share_cost if shared else 0.0)
             if best is None or cost < best[0]:
-                best = (cost, x, float(bend[i]), shared, "gap")
+                best = (cost, x, float(bend[i]), shared, "gap", None)
         return best
 
     def decide(k: int):
@@ -276,6 +288,7 @@ def trace_from_heads(
         through = len(ends) == 2
         c1, u = path_fit(path)
         best = None
+        opts: dict[int, tuple[float, float]] = {}
         for x in cands:
             shared = used_by_other(x, k)
             bx = None
@@ -292,35 +305,21 @@ def trace_from_heads(
                 if not through:
                     continue
                 bx = (0.0, 0.0)
+            opts[x] = bx
             eff = bx[0] + (share_cost if shared else 0.0)
             if best is None or eff < best[0]:
-                best = (eff, x, bx[1], shared, "hub")
+                best = (eff, x, bx[1], shared, "hub", opts)
         if late and best is not None and best[0] > late_max_cost:
             best = None
         return best if best is not None else jump(k, h)
 
-    heap: list[tuple[float, int, int]] = []
-    seq = 0
-    for k in range(len(paths)):
-        d = decide(k)
-        if d is not None:
-            heapq.heappush(heap, (d[0], seq, k))
-            seq += 1
-    while heap:
-        cost, _, k = heapq.heappop(heap)
-        d = decide(k)
-        if d is None:
-            continue
-        if d[0] > cost + 1e-9:
-            heapq.heappush(heap, (d[0], seq, k))
-            seq += 1
-            continue
-        eff, x, bend, shared, kind = d
+    def take(k, f, x, eff, bend, shared, kind, opts, reason=None) -> None:
+        """Path k steps from its front f into end x."""
         path = paths[k]
-        f = path.front
         p, fwd = x // 2, x % 2 == 0
         path.steps.append((p, fwd))
         path.links.append(("hub", hub_of(f)) if kind == "hub" else ("gap", None))
+        path.options.append((hub_of(f), opts) if kind == "hub" and opts is not None else None)
         path.pts.append(piece_pts(p, fwd))
         path.pieces.add(p)
         path.length += float(g.length[p])
@@ -331,14 +330,96 @@ def trace_from_heads(
             MergeDecision(
                 (f // 2, p), (f % 2, x % 2),
                 float(np.hypot(*(fits.point[f] - fits.point[x]))), float(bend), float(eff), True,
-                "gap jump" if kind == "gap" else "shared stretch" if shared else "head path",
+                reason or ("gap jump" if kind == "gap" else "shared stretch" if shared else "head path"),
                 (float(mid[0]), float(mid[1])),
             )
         )  # fmt: skip
-        d = decide(k)
+
+    def truncate(j: int, i: int) -> None:
+        """Path j gives up its steps from step i on (step 0 is the start piece)."""
+        path = paths[j]
+        for p, _ in path.steps[i:]:
+            path.pieces.discard(p)
+            path.length -= float(g.length[p])
+            got = entered.get(p)
+            if got is not None:
+                got.pop(j, None)
+        p, fwd = path.steps[i - 1]
+        path.front = 2 * p + (1 if fwd else 0)
+        del path.steps[i:], path.links[i - 1 :], path.options[i - 1 :], path.pts[i:]
+        del path.decs[i - 1 :]
+
+    def swap_for(k: int, f: int, x: int):
+        """Where path k would share end x with a path j that left the same hub into x while
+        another exit of that hub stays unused by every path, whether j should take that exit
+        instead, leaving x to k: (j, step index of x in j, exit for j) or None."""
+        h = hub_of(f)
+        for j, e in entered.get(x // 2, {}).items():
+            if j == k or e != x or (j, k, h) in swaps:
+                continue
+            pj = paths[j]
+            i = next((n for n, (q, _) in enumerate(pj.steps) if q == x // 2), None)
+            if i is None or i == 0 or pj.options[i - 1] is None or pj.options[i - 1][0] != h:
+                continue
+            opts_j = pj.options[i - 1][1]
+            if x not in opts_j:
+                continue
+            cx = opts_j[x][0]
+            best = None
+            for y, (cy, _) in opts_j.items():
+                if y == x or entered.get(y // 2) or forbidden(y, j):
+                    continue
+                if any(q == y // 2 for q, _ in pj.steps[:i]):
+                    continue
+                gain = share_cost + open_exit_cost - (cy - cx)
+                if gain > 0 and (best is None or gain > best[0]):
+                    best = (gain, y)
+            if best is not None:
+                return j, i, best[1]
+        return None
+
+    swaps: set[tuple[int, int, int]] = set()
+
+    heap: list[tuple[float, int, int]] = []
+    seq = 0
+
+    def push(k: int, d=None) -> None:
+        """Queue path k's next decision (``d`` if it is already known)."""
+        nonlocal seq
+        if d is None:
+            d = decide(k)
         if d is not None:
             heapq.heappush(heap, (d[0], seq, k))
             seq += 1
+
+    for k in range(len(paths)):
+        push(k)
+    while heap:
+        cost, _, k = heapq.heappop(heap)
+        d = decide(k)
+        if d is None:
+            continue
+        if d[0] > cost + 1e-9:
+            push(k, d)
+            continue
+        eff, x, bend, shared, kind, opts = d
+        path = paths[k]
+        f = path.front
+        if shared and kind == "hub" and open_exit_cost is not None:
+            swap = swap_for(k, f, x)
+            if swap is not None:
+                # The earlier path j moves to the unused exit y; k then finds x free.
+                j, i, y = swap
+                h, opts_j = paths[j].options[i - 1]
+                truncate(j, i)
+                swaps.add((j, k, h))
+                cy, by = opts_j[y]
+                take(j, paths[j].front, y, cy, by, False, "hub", opts_j, "exit swap")
+                push(j)
+                push(k)
+                continue
+        take(k, f, x, eff, bend, shared, kind, opts)
+        push(k)
     decisions = [dec for pa in paths for dec in pa.decs]
     chains = [Chain(pa.steps, pa.links, pa.head) for pa in paths]
     return chains, [pa.head for pa in paths], decisions
