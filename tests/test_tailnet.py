@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from napari_sperm.cli import main
 from napari_sperm.detection import FrameDetections
 from napari_sperm.io.errors import SpermInputError
+from napari_sperm.segmentation.params import TailMaskParams
 from napari_sperm.segmentation.segment import segment
 from napari_sperm.segmentation.tail_mask import tail_mask
 from napari_sperm.segmentation.tail_net_mask import tail_mask_from_probability, tail_mask_net
@@ -92,6 +94,35 @@ def test_probability_to_mask_keeps_lines_and_drops_heads_and_specks():
         tail_mask_from_probability(prob, heads[:10])
     with pytest.raises(SpermInputError, match="head_length"):
         tail_mask_from_probability(prob, head_length=-1.0)
+
+
+def test_faint_stretch_between_two_pieces_is_joined_without_widening():
+    prob = np.zeros((120, 200), np.float32)
+    prob[59:62, 10:80] = 0.9  # a tail, 3 px wide ...
+    prob[59:62, 80:100] = 0.35  # ... fading for 20 px ...
+    prob[59:62, 100:190] = 0.9  # ... and on again
+    prob[58, 30:60] = 0.4  # a faint rim along the first piece
+    prob[62:64, 150:170] = 0.35
+    prob[30:33, 20:190] = 0.9  # another tail, with a faint stretch that leads nowhere
+    prob[30:33, 190:200] = 0.35
+    params = TailMaskParams()
+    mask = tail_mask_from_probability(prob, head_length=15.0, params=params)
+    gap = mask[40:80, 80:100]
+    assert gap.any(axis=0).all()  # every column of the gap is crossed ...
+    assert gap.sum() <= 22  # ... by a line about one pixel wide, not the 3-px faint band
+    lab, n = ndi.label(mask[40:80], np.ones((3, 3), bool))
+    assert n == 1  # one tail
+    assert not mask[58, 30:60].any() and not mask[62:64, 150:170].any()  # no widening
+    assert not mask[30:33, 191:].any()  # a faint end is not grown
+    off = tail_mask_from_probability(
+        prob, head_length=15.0, params=TailMaskParams(net_bridge_threshold=None)
+    )
+    assert not off[40:80, 80:100].any() and ndi.label(off[40:80], np.ones((3, 3), bool))[1] == 2
+    deeper = prob.copy()
+    deeper[59:62, 88:92] = 0.1  # the stretch fades below the bridge threshold: left open
+    assert not tail_mask_from_probability(deeper, head_length=15.0)[40:80, 88:92].any()
+    with pytest.raises(ValueError, match="net_bridge_threshold"):
+        TailMaskParams(net_bridge_threshold=1.5)
 
 
 def test_any_dtype_and_rgb_frames_give_the_same_map():

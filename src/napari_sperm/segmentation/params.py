@@ -81,6 +81,11 @@ class TailMaskParams:
     gap_min_strength : float
         Mean ridge strength (noise units) along the bridge; below the hysteresis low threshold, so
         faint but real line stretches are joined and empty background is not.
+    net_bridge_threshold : float or None
+        Tail network only. Where a faint stretch of a tail falls below the network's threshold and
+        cuts the tail mask in two, the pieces are joined by the 1-px middle line (skeleton) of the
+        pixels at or above this probability, kept only where that line joins two separate pieces:
+        the pieces themselves are not widened. None: no joining.
     """
 
     polarity: str = "auto"
@@ -104,6 +109,7 @@ class TailMaskParams:
     gap_max_angle_deg: float = 40.0
     gap_min_strength: float = 1.0
     gap_min_piece_ratio: float = 0.3
+    net_bridge_threshold: float | None = 0.3
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -114,6 +120,10 @@ class TailMaskParams:
             raise ValueError("n_orientations must be >= 2 and elongation >= 1")
         if not 0 < self.low_threshold <= self.high_threshold:
             raise ValueError("thresholds must satisfy 0 < low_threshold <= high_threshold")
+        if self.net_bridge_threshold is not None and not 0 < self.net_bridge_threshold < 1:
+            raise ValueError(
+                f"net_bridge_threshold must be between 0 and 1 (or None), got {self.net_bridge_threshold}"
+            )
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 The learned alternative to the ridge filter of :mod:`.tail_mask` (the classic engine's tail finder
 ``"net"``, the default): the network gives each pixel a tail probability, pixels at or above the
-network's threshold are kept, with hysteresis down to its low threshold when its weights name one
-(faint stretches stay connected), and the same cleanup as the ridge filter drops pieces that are
+network's threshold are kept, with hysteresis down to its low threshold when its weights name one;
+otherwise pieces that a faint stretch cuts apart are joined by a 1-px line through the pixels above
+a lower probability (``TailMaskParams.net_bridge_threshold``), and the same cleanup as the ridge filter drops pieces that are
 short, thick or ring-shaped compared with a flagellum (``min_length_ratio``,
 ``max_thickness_ratio`` of :class:`~.params.TailMaskParams`). Unlike the ridge filter, head pixels
 are kept where the network marks a tail over (or under) a head: the flagellum is visible there, and
@@ -21,7 +22,7 @@ from ..io.errors import SpermInputError
 from .params import TailMaskParams
 from .tail_mask import _component_filter, check_frame, resolve_heads, tail_scales
 
-__all__ = ["tail_mask_from_probability", "tail_mask_net"]
+__all__ = ["join_pieces", "tail_mask_from_probability", "tail_mask_net"]
 
 
 def tail_mask_from_probability(
@@ -46,13 +47,14 @@ def tail_mask_from_probability(
         Typical head length in pixels; sets the shortest kept piece. Default: from ``heads``, else
         ``params.default_head_length_px``.
     params : TailMaskParams, optional
-        ``min_length_ratio``, ``max_thickness_ratio``, ``tail_width_ratio`` and
-        ``min_tail_width_px`` are used.
+        ``min_length_ratio``, ``max_thickness_ratio``, ``tail_width_ratio``,
+        ``min_tail_width_px`` and ``net_bridge_threshold`` are used.
     threshold : float
         Probability at or above which a pixel is tail.
     low_threshold : float, optional
         Hysteresis: pixels down to this probability are kept where they connect to pixels at or
-        above ``threshold`` (bridges faint stretches of a tail). None: no hysteresis.
+        above ``threshold`` (this widens every tail as well). None: no hysteresis, and instead
+        pieces are joined across faint stretches as ``params.net_bridge_threshold`` says.
     exclude_heads : bool
         Remove head pixels (grown by one pixel) from the mask. Off by default: a flagellum that
         passes over or under another cell's head is visible there, the network marks it, and
@@ -70,6 +72,9 @@ def tail_mask_from_probability(
         mask = apply_hysteresis_threshold(prob, low_threshold, threshold)
     else:
         mask = prob >= threshold
+        low = p.net_bridge_threshold
+        if low is not None and low < threshold and mask.any():
+            mask |= join_pieces(prob, mask, low, threshold)
     head_px, head_length = resolve_heads(heads, prob.shape, head_length, p)
     if exclude_heads and head_px is not None and head_px.any():
         mask &= ~ndi.binary_dilation(head_px)
@@ -77,6 +82,46 @@ def tail_mask_from_probability(
         return mask
     width, _ = tail_scales(head_length, p)
     return _component_filter(mask, skeletonize(mask), width, head_length, p)
+
+
+def join_pieces(
+    probability: np.ndarray, mask: np.ndarray, low: float, threshold: float
+) -> np.ndarray:
+    """Lines that join pieces of a thresholded tail mask across faint stretches.
+
+    Parameters
+    ----------
+    probability : (H, W) float array
+        Tail probability.
+    mask : (H, W) bool array
+        ``probability >= threshold``.
+    low, threshold : float
+        The faint stretch must stay at or above ``low``, connected to pixels at or above
+        ``threshold``.
+
+    Returns
+    -------
+    (H, W) bool array
+        Pixels outside ``mask`` on the skeleton of the pixels at or above ``low``, in connected
+        runs that touch (8-neighbourhood) at least two different pieces of ``mask``. A run that
+        touches one piece only (a side bump, a spur into noise) is left out, so no tail is widened.
+    """
+    ring = np.ones((3, 3), bool)
+    weak = apply_hysteresis_threshold(probability, low, threshold)
+    line = skeletonize(weak) & ~mask
+    if not line.any():
+        return line
+    runs, n = ndi.label(line, ring)
+    pieces, n_pieces = ndi.label(mask, ring)
+    none = n_pieces + 1
+    near_max = ndi.maximum_filter(pieces, footprint=ring)
+    near_min = ndi.minimum_filter(np.where(pieces > 0, pieces, none), footprint=ring)
+    index = np.arange(1, n + 1)
+    hi = np.asarray(ndi.maximum(near_max, runs, index))
+    lo = np.asarray(ndi.minimum(near_min, runs, index))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = (hi > 0) & (lo < none) & (hi != lo)
+    return keep[runs]
 
 
 def tail_mask_net(
