@@ -4,11 +4,11 @@ The learned alternative to the ridge filter of :mod:`.tail_mask` (the classic en
 ``"net"``, the default): the network gives each pixel a tail probability, pixels at or above the
 network's threshold are kept, with hysteresis down to its low threshold when its weights name one;
 otherwise pieces that a faint stretch cuts apart are joined by a 1-px line through the pixels above
-a lower probability (``TailMaskParams.net_bridge_threshold``), and the same cleanup as the ridge filter drops pieces that are
-short, thick or ring-shaped compared with a flagellum (``min_length_ratio``,
-``max_thickness_ratio`` of :class:`~.params.TailMaskParams`). Unlike the ridge filter, head pixels
-are kept where the network marks a tail over (or under) a head: the flagellum is visible there, and
-Con2Dis then follows it through the head.
+a lower probability (``TailMaskParams.net_bridge_threshold``). The same cleanup as the ridge filter
+then drops pieces that are short, thick or ring-shaped compared with a flagellum
+(``min_length_ratio``, ``max_thickness_ratio`` of :class:`~.params.TailMaskParams`). Unlike the
+ridge filter, head pixels are kept where the network marks a tail over (or under) a head: the
+flagellum is visible there, and Con2Dis then follows it through the head.
 """
 
 from __future__ import annotations

@@ -365,10 +365,13 @@ def trace_from_heads(
             if x not in opts_j:
                 continue
             cx = opts_j[x][0]
+            late_j = sum(float(g.length[q]) for q, _ in pj.steps[:i]) >= soft_length
             best = None
             for y, (cy, _) in opts_j.items():
                 if y == x or entered.get(y // 2) or forbidden(y, j):
                     continue
+                if late_j and cy > late_max_cost:
+                    continue  # past the typical length j would not have gone that way
                 if any(q == y // 2 for q, _ in pj.steps[:i]):
                     continue
                 gain = share_cost + open_exit_cost - (cy - cx)
