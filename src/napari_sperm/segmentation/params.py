@@ -84,7 +84,7 @@ class TailMaskParams:
     net_bridge_threshold : float or None
         Tail network only. Where a faint stretch of a tail falls below the network's threshold and
         cuts the tail mask in two, the pieces are joined by the 1-px middle line (skeleton) of the
-        pixels at or above this probability, kept only where that line joins two separate pieces:
+        pixels above this probability that connect to the mask, kept only where that line joins two separate pieces:
         the pieces themselves are not widened. None: no joining.
     """
 

@@ -96,13 +96,14 @@ def join_pieces(
     mask : (H, W) bool array
         ``probability >= threshold``.
     low, threshold : float
-        The faint stretch must stay at or above ``low``, connected to pixels at or above
+        The faint stretch must stay above ``low`` and connect (4-neighbourhood, as
+        :func:`skimage.filters.apply_hysteresis_threshold` counts it) to pixels above
         ``threshold``.
 
     Returns
     -------
     (H, W) bool array
-        Pixels outside ``mask`` on the skeleton of the pixels at or above ``low``, in connected
+        Pixels outside ``mask`` on the skeleton of those faint pixels, in connected
         runs that touch (8-neighbourhood) at least two different pieces of ``mask``. A run that
         touches one piece only (a side bump, a spur into noise) is left out, so no tail is widened.
     """
