@@ -1,6 +1,7 @@
 """Segmentation accuracy of the classic engine per modality, against synthetic ground truth.
 
-For each modality, fresh fields (seeds 0..N-1) go through detection (or, with ``--truth-boxes``,
+For each modality, fresh fields (seeds 0..N-1) go through detection (heads down to the weak-head
+score 0.1, as `napari-sperm segment` does; or, with ``--truth-boxes``,
 the true head boxes) and :func:`napari_sperm.segmentation.segment`. A predicted cell matches a true
 one when their head masks overlap with IoU >= 0.3 (one-to-one, best first). Printed per modality:
 true cells, matched, missed, false cells (predicted heads matching nothing), median head IoU and
@@ -29,7 +30,7 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_sperm.detection import FrameDetections, load_detector
-from napari_sperm.segmentation.segment import segment
+from napari_sperm.segmentation.segment import WEAK_SCORE_THRESHOLD, segment
 from napari_sperm.synthetic import make_field, modality_names
 
 
@@ -86,7 +87,7 @@ def evaluate(
             k = len(cells)
             det = FrameDetections(boxes, np.ones(k), np.full(k, 2), np.arange(1, k + 1))
         else:
-            det = detector.detect(f.image, 0.3)
+            det = detector.detect(f.image, WEAK_SCORE_THRESHOLD)  # heads >= 0.3, weak heads below
         t0 = time.perf_counter()
         res = segment(f.image, det, tail_finder=tail_finder, tail_flips=flips)[0]
         seconds += time.perf_counter() - t0

@@ -321,6 +321,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         log=log,
         tail_finder=finder,
         tail_flips=args.tail_flips,
+        weak_score_threshold=args.weak_score_threshold,
         weights=str(args.weights or "default"),
         detector_flips=args.flips,
         sam_model=args.sam_model if engine == "sam" else None,
@@ -413,6 +414,19 @@ def _add_refine_boxes_option(p: argparse.ArgumentParser, where: str) -> None:
         help="fit each head box to the head's outline in the image (tighter boxes; about 0.3-1 ms "
         f"per head on the CPU) and widen its whole-cell box to contain it{where}",
     )
+
+
+def _weak_threshold(text: str) -> float | None:
+    """``--weak-score-threshold``: a score in [0, 1], or 'off'."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a score between 0 and 1 or 'off'")
+    return value
 
 
 def _add_tail_flips_option(p: argparse.ArgumentParser) -> None:
@@ -607,6 +621,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(3), every part linked to its cell by attributes.sperm_id.",
     )
     _add_detector_options(p, 0.3, "segment heads scoring at least T (default: %(default)s)")
+    p.add_argument(
+        "--weak-score-threshold",
+        type=_weak_threshold,
+        default=0.1,
+        metavar="W",
+        help="also detect heads scoring from W up to T and keep one only when a tail that no "
+        "other head took leads to it; 'off' keeps only heads at T (default: %(default)s)",
+    )
     p.add_argument(
         "--engine",
         choices=["classic", "sam"],

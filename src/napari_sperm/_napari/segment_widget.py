@@ -19,7 +19,7 @@ from ..detection.device import available_devices
 from ..detection.inputs import frame_stack
 from ..detection.results import FrameDetections
 from ..io.errors import SpermInputError
-from ..segmentation.segment import iter_segment
+from ..segmentation.segment import WEAK_SCORE_THRESHOLD, iter_segment
 from ..segmentation.tailnet.infer import DEFAULT_FLIPS
 from .background import BackgroundRunner
 from .detection_layer import corners_box
@@ -74,6 +74,16 @@ class SegmentWidget(Container):
         self.device = ComboBox(label="device", choices=available_devices(), value="auto")
         self.frames = ComboBox(label="frames", choices=[ALL, CURRENT], value=ALL)
         self.score = FloatSlider(label="min head score", value=0.3, min=0.0, max=0.99, step=0.01)
+        self.weak_score = FloatSlider(
+            label="weak heads from",
+            value=WEAK_SCORE_THRESHOLD,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            tooltip="boxes scoring from this up to the min head score are kept only when a tail "
+            "that no other head took leads to them (run Detect sperm with a score threshold this "
+            "low to get such boxes; set it to the min head score to turn this off)",
+        )
         self.replace = CheckBox(text="replace my previous (unedited) result", value=True)
         self.runner = BackgroundRunner("Segment heads and tails", self._job)  # "&" is a Qt mnemonic
         super().__init__(
@@ -88,6 +98,7 @@ class SegmentWidget(Container):
                 self.device,
                 self.frames,
                 self.score,
+                self.weak_score,
                 self.replace,
                 self.runner,
             ]
@@ -170,6 +181,7 @@ class SegmentWidget(Container):
         engine = str(self.engine.value)
         model, checkpoint, device = str(self.sam_model.value), self._checkpoint(), self.device.value
         threshold = float(self.score.value)
+        weak = float(self.weak_score.value)
         tail_finder = str(self.tail_finder.value)
         tail_flips = int(self.tail_flips.value)
         only_current = is_stack and self.frames.value == CURRENT
@@ -194,6 +206,7 @@ class SegmentWidget(Container):
                 score_threshold=threshold,
                 tail_finder=tail_finder,
                 tail_flips=tail_flips if tail_finder == "net" else None,
+                weak_score_threshold=weak if weak < threshold else None,
             )
             return results, used
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..detection.inputs import expand_inputs, frame_stack
 from ..io import read_image
 from .coco_output import SegmentedImage, segmentation_to_coco
-from .segment import segment
+from .segment import WEAK_SCORE_THRESHOLD, segment
 
 __all__ = ["segment_files", "segmented_images"]
 
@@ -26,15 +26,23 @@ def segmented_images(
     batch_size: int = 4,
     first: int = 0,
     tail_finder="net",
+    weak_score_threshold: float | None = WEAK_SCORE_THRESHOLD,
 ) -> list[SegmentedImage]:
     """Detect and segment ``frames`` (frames ``first``, ``first + 1``, ... of the input ``name``).
+
+    Heads are detected down to ``weak_score_threshold`` (when it is below ``score_threshold``);
+    those under ``score_threshold`` are kept only when a leftover tail pairs with them (see
+    :func:`~napari_sperm.segmentation.segment.iter_segment`).
 
     Returns
     -------
     list of SegmentedImage
         One per frame; ``frame`` is the index in the input (None for a single image).
     """
-    dets = detector.detect(frames, score_threshold, batch_size)
+    lowest = score_threshold
+    if weak_score_threshold is not None:
+        lowest = min(score_threshold, weak_score_threshold)
+    dets = detector.detect(frames, lowest, batch_size)
     results = segment(
         frames,
         dets,
@@ -42,6 +50,7 @@ def segmented_images(
         sam=sam,
         score_threshold=score_threshold,
         tail_finder=tail_finder,
+        weak_score_threshold=weak_score_threshold,
     )
     return [
         SegmentedImage(str(name), first + f if is_stack else None, res)
@@ -60,6 +69,7 @@ def segment_files(
     log: Callable[[str], None] | None = None,
     tail_finder="net",
     tail_flips: int | None = None,
+    weak_score_threshold: float | None = WEAK_SCORE_THRESHOLD,
     **info: Any,
 ) -> dict[str, Any]:
     """Detect, segment heads and tails, cluster tails, and return one COCO dataset.
@@ -73,7 +83,10 @@ def segment_files(
     engine, sam
         Segmentation engine (``"classic"`` or ``"sam"`` with a loaded SAM model).
     score_threshold
-        Heads scoring below this are neither kept nor segmented.
+        Heads scoring at least this are segmented and paired with tails.
+    weak_score_threshold
+        Heads scoring from this up to ``score_threshold`` are kept only when a tail that no other
+        head took pairs with them (None: off).
     batch_size
         Frames per detector batch.
     tail_finder
@@ -110,6 +123,7 @@ def segment_files(
             score_threshold=score_threshold,
             batch_size=batch_size,
             tail_finder=finder if finder is not None else "ridge",
+            weak_score_threshold=weak_score_threshold,
         )
         items.extend(found)
         results = [item.result for item in found]
@@ -124,6 +138,7 @@ def segment_files(
         info.setdefault("tail_finder", _finder_name(finder))
         if finder is not None:
             info.setdefault("tail_flips", finder.flips)
+    info.setdefault("weak_score_threshold", weak_score_threshold)
     return segmentation_to_coco(
         items, engine=engine, score_threshold=float(score_threshold), **info
     )

@@ -24,11 +24,13 @@ from ..tails.stack import heads_from_boxes
 from .cell_score import touches_border, whole_cell_scores
 from .head_mask import head_masks
 from .params import HeadMaskParams, TailMaskParams
+from .second_pass import pair_leftover_tails
 from .tail_mask import tail_mask
 from .tail_net_mask import tail_mask_net
 
 __all__ = [
     "ENGINES",
+    "WEAK_SCORE_THRESHOLD",
     "TAIL_FINDERS",
     "resolve_tail_finder",
     "SpermRecord",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 ENGINES = ("classic", "sam")
+WEAK_SCORE_THRESHOLD = 0.1
+"""Default lowest score of a weak head (a head box kept only when a leftover tail pairs with it)."""
 TAIL_FINDERS = ("net", "ridge")
 
 
@@ -130,9 +134,14 @@ class FrameSegmentation:
     sperm : list of SpermRecord
         Detected cells in detection order, then unpaired tails.
     clustering : TailClustering or None
-        Con2Dis's full result (merge decisions, centrelines); None when there were no tail pixels.
+        Con2Dis's full result (merge decisions, centrelines) for the heads scoring at least the
+        score threshold; None when there were no tail pixels.
     stats : dict
         Engine counters (e.g. SAM decoder calls, rounds, seconds).
+    second_clustering : TailClustering or None
+        Con2Dis's second pass: the tails ``clustering`` left unpaired, offered to the heads still
+        without a tail and to the weak heads (see :mod:`~.second_pass`); None when there was no
+        such pass.
     """
 
     frame: int
@@ -140,6 +149,7 @@ class FrameSegmentation:
     sperm: list[SpermRecord]
     clustering: TailClustering | None = None
     stats: dict = field(default_factory=dict)
+    second_clustering: TailClustering | None = None
 
     def head_labels(self) -> np.ndarray:
         """``(H, W)`` int32 labels of heads, value = sperm id."""
@@ -232,12 +242,16 @@ def _segment_frame(
     head_params: HeadMaskParams | None,
     tail_params: TailMaskParams | None,
     finder=None,
+    weak_score_threshold: float | None = None,
 ) -> Generator[tuple[int, int], None, FrameSegmentation]:
     shape = image.shape[:2]
     keep = (det.classes == 2) & (det.scores >= score_threshold)
     boxes = det.boxes[keep].astype(float)
     ids = det.sperm_ids[keep].astype(int)
     scores = det.scores[keep].astype(float)
+    weak = np.zeros_like(keep)
+    if weak_score_threshold is not None and weak_score_threshold < score_threshold:
+        weak = (det.classes == 2) & (det.scores >= weak_score_threshold) & ~keep
     stats: dict = {}
     extra_tails = np.zeros(shape, bool)
     if engine == "sam":
@@ -297,6 +311,18 @@ def _segment_frame(
                 engine,
             )
         )
+    second = None
+    lone = [r for r in records if r.tail is None]
+    if unpaired and (lone or weak.any()):
+        second = _second_pass(image, det, weak, heads, lone, unpaired, con2dis, head_params)
+        unpaired = second.unpaired
+        by_id = {r.sperm_id: r for r in lone}
+        for sid, crop, t, score in second.cells:
+            line = np.asarray(t.centreline, float)
+            if sid in by_id:
+                by_id[sid].tail, by_id[sid].centreline = t.mask, line
+            else:
+                records.append(SpermRecord(sid, crop, t.mask, line, score, engine))
     _set_cell_scores(records, shape)
     next_id = max([0, *det.sperm_ids.tolist()]) + 1
     for t in unpaired:
@@ -304,7 +330,28 @@ def _segment_frame(
             SpermRecord(next_id, None, t.mask, np.asarray(t.centreline, float), 0.0, engine, 0.0)
         )
         next_id += 1
-    return FrameSegmentation(frame, shape, records, clustering, stats)
+    second_clustering = None if second is None else second.clustering
+    return FrameSegmentation(frame, shape, records, clustering, stats, second_clustering)
+
+
+def _second_pass(image, det, weak, heads, lone, leftover, con2dis, head_params):
+    """Offer the tails the first pass left unpaired to its heads without a tail and to the weak
+    heads (:mod:`~.second_pass`)."""
+    boxes, ids = det.boxes[weak].astype(float), det.sperm_ids[weak].astype(int)
+    masks = head_masks(image, boxes, params=head_params) if len(boxes) else []
+    labels, crops = _head_label_image(heads.shape, masks, boxes, ids)
+    lone_ids = np.array([r.sperm_id for r in lone], int)
+    mine = np.isin(heads, lone_ids)
+    labels = np.where(mine, heads, np.where(heads > 0, 0, labels))
+    return pair_leftover_tails(
+        labels,
+        [*crops, *(r.head for r in lone)],
+        np.concatenate([ids, lone_ids]),
+        np.concatenate([det.scores[weak].astype(float), [r.score for r in lone]]),
+        np.where(mine, 0, heads),
+        leftover,
+        con2dis,
+    )
 
 
 def iter_segment(
@@ -321,6 +368,7 @@ def iter_segment(
     tail_params: TailMaskParams | None = None,
     tail_finder="net",
     tail_flips: int | None = None,
+    weak_score_threshold: float | None = WEAK_SCORE_THRESHOLD,
 ) -> Generator[tuple[int, int], None, list[FrameSegmentation]]:
     """Segment heads and tails frame by frame; yields ``(frames_done, total)``.
 
@@ -337,7 +385,13 @@ def iter_segment(
     sam : SamHandle, optional
         A loaded SAM model for ``engine="sam"``.
     score_threshold : float
-        Head boxes scoring below this are not segmented.
+        Head boxes scoring at least this are segmented and paired with tails.
+    weak_score_threshold : float or None
+        Head boxes scoring from this up to ``score_threshold`` are *weak heads*: once the others
+        are paired, the tails no head took are clustered again with the weak heads only, and a
+        weak head is kept when one of them pairs with it (see :mod:`~.second_pass`). Default 0.1;
+        None, or a value at or above ``score_threshold``, turns this off. Only boxes that carry a
+        score (``FrameDetections``) can be weak.
     con2dis : Con2DisParams, optional
         Settings of the tail clustering.
     sam_params, sam_mode
@@ -363,6 +417,11 @@ def iter_segment(
         raise SpermInputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
     if engine == "sam" and sam is None:
         raise SpermInputError("engine 'sam' needs a loaded SAM model; pass sam=load_sam(...).")
+    if weak_score_threshold is not None and not 0.0 <= float(weak_score_threshold) <= 1.0:
+        raise SpermInputError(
+            f"weak_score_threshold {weak_score_threshold!r} is not a score; give one between 0 "
+            "and 1, or None to keep only heads at the score threshold."
+        )
     frames, _ = _as_frames(images)
     if frames.shape[0] == 0 or 0 in frames.shape[1:3]:
         raise SpermInputError(f"the image is empty (shape {tuple(frames.shape)}).")
@@ -385,6 +444,7 @@ def iter_segment(
             head_params,
             tail_params,
             finder,
+            weak_score_threshold,
         )
         out.append(drain(inner))
         yield f + 1, n
