@@ -188,3 +188,47 @@ def test_missing_weights_give_one_clean_notification(
     assert len(messages) == 1
     assert "nope.pt" in messages[0] and "Traceback" not in messages[0]
     assert [layer.name for layer in viewer.layers] == ["field"]
+
+
+class WeakDetector(ScriptedDetector):
+    """Per frame: a head at 0.9 and one at 0.2, each with its cell box; records the threshold."""
+
+    def __init__(self):
+        super().__init__()
+        self.thresholds = []
+
+    def iter_detect(self, frames, score_threshold=0.3, batch_size=4, flips=None, refine=None):
+        self.thresholds.append(score_threshold)
+        out = []
+        for f in range(len(frames)):
+            boxes = [[20, 10 + f, 8, 6], [15, 5 + f, 40, 30], [50, 30, 8, 6], [45, 25, 30, 30]]
+            out.append(FrameDetections(boxes, [0.9, 0.9, 0.2, 0.2], [2, 1, 2, 1], [1, 1, 2, 2], f))
+            yield f + 1, len(frames)
+        return out
+
+
+def test_fainter_heads_are_kept_in_metadata_not_drawn(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 64, 80), np.uint8), name="movie")
+    det = WeakDetector()
+    widget = _widget(viewer, det)
+    _run(widget, qtbot)
+    assert det.thresholds == [0.1]  # detected down to the weak-head score
+    layer = viewer.layers["movie detections"]
+    assert layer.nshapes == 6 and (np.asarray(layer.features["score"]) >= 0.3).all()
+    weak = layer.metadata["napari_sperm"]["weak_heads"]
+    assert [(w["frame"], w["box"]) for w in weak] == [(f, [50.0, 30.0, 8.0, 6.0]) for f in range(3)]
+    assert [w["score"] for w in weak] == pytest.approx([0.2] * 3)
+    # a rerun on one frame keeps the other frames' weak heads
+    viewer.dims.set_point(0, 1)
+    widget.frames.value = dw.CURRENT
+    _run(widget, qtbot)
+    weak = viewer.layers["movie detections"].metadata["napari_sperm"]["weak_heads"]
+    assert sorted(w["frame"] for w in weak) == [0, 1, 2]
+    # a threshold under the weak-head score: everything is drawn, nothing kept aside
+    widget.frames.value = dw.ALL
+    widget.score.value = 0.05
+    _run(widget, qtbot)
+    assert det.thresholds[-1] == 0.05
+    assert viewer.layers["movie detections"].nshapes == 12
+    assert viewer.layers["movie detections"].metadata["napari_sperm"]["weak_heads"] == []

@@ -3,6 +3,7 @@ reruns that never clobber edits, cancel, bad input, and the SAM fallback message
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -233,3 +234,44 @@ def test_lazy_stack_gets_disk_backed_labels_equal_to_in_memory_ones(
         np.testing.assert_array_equal(np.asarray(out[True][name]), out[False][name])
         assert out[True][name].max() > 0
     assert list(tmp_path.iterdir()) == []  # the scratch files are unlinked once mapped
+
+
+def test_weak_heads_from_the_detections_metadata_need_a_tail(make_napari_viewer, qtbot, field):
+    """Detect sperm keeps head boxes scoring under its threshold in the layer's metadata; Segment
+    keeps such a head only when a tail that no drawn head took leads to it."""
+    viewer = make_napari_viewer()
+    viewer.add_image(field.image, name="cells")
+    cells = [s for s in field.sperm if s.head.area > 0 and s.tail.area >= 80]
+    weak_cell = cells[0]
+    drawn = [s for s in field.sperm if s is not weak_cell]
+    layer = _boxes_layer(viewer, [dataclasses.replace(field, sperm=drawn)])
+    free = [5.0, 5.0, 12.0, 8.0]  # empty background: no tail leads there
+    layer.metadata = {
+        "napari_sperm": {
+            "weak_heads": [
+                {
+                    "frame": 0,
+                    "box": list(map(float, weak_cell.head_box())),
+                    "score": 0.2,
+                    "sperm_id": 1,
+                },
+                {"frame": 0, "box": free, "score": 0.25, "sperm_id": 2},
+            ]
+        }
+    }
+    widget = _widget(viewer)
+    _run(widget, qtbot)
+    feats = viewer.layers["heads"].features
+    weak_rows = feats[(feats["score"] < 0.3) & (feats["head_area"] > 0)]
+    assert len(weak_rows) == 1 and bool(weak_rows["paired"].iloc[0])
+    sid = int(weak_rows["sperm_id"].iloc[0])
+    assert sid > max(s.sperm_id for s in drawn)  # renumbered above the drawn boxes' ids
+    inside = np.asarray(viewer.layers["heads"].data)[weak_cell.head.to_full(field.shape)]
+    assert np.mean(inside == sid) > 0.7
+    # weak heads off (from = the min head score): only the drawn heads
+    widget.weak_score.value = widget.score.value
+    widget.replace.value = True
+    _run(widget, qtbot)
+    feats = viewer.layers["heads"].features
+    assert (feats[feats["head_area"] > 0]["score"] >= 0.3).all()
+    assert len(feats[feats["head_area"] > 0]) == len(drawn) - sum(s.head.area == 0 for s in drawn)

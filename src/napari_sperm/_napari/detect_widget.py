@@ -15,6 +15,7 @@ from ..detection.detector import DEFAULT_FLIPS
 from ..detection.device import available_devices
 from ..detection.inputs import frame_stack
 from ..io.errors import SpermInputError
+from ..segmentation.params import WEAK_SCORE_THRESHOLD
 from .background import BackgroundRunner
 from .detection_layer import (
     detection_layer_kwargs,
@@ -22,6 +23,7 @@ from .detection_layer import (
     is_unedited,
     merge_frames,
     shapes_from_detections,
+    split_weak_heads,
     stamp,
 )
 from .flips_choice import flips_choice
@@ -142,17 +144,28 @@ class DetectWidget(Container):
         replace = bool(self.replace.value)
         only_current = is_stack and self.frames.value == CURRENT
 
+        # Head boxes from WEAK_SCORE_THRESHOLD up to the threshold are not drawn but kept in the
+        # layer's metadata for Segment heads & tails (weak heads, kept there only with a tail).
+        lowest = min(threshold, WEAK_SCORE_THRESHOLD)
+
         def work():
             detector = self._detector(weights, device)
-            results = yield from detector.iter_detect(frames, threshold, batch, flips, refine)
+            results = yield from detector.iter_detect(frames, lowest, batch, flips, refine)
             for r in results:
                 r.frame += first
             return results
 
         def done(results):
+            results, weak = split_weak_heads(results, threshold)
             shapes, features = shapes_from_detections(results, is_stack)
             kwargs = detection_layer_kwargs(
-                layer, features, threshold, weights, flips=flips, refine_boxes=refine
+                layer,
+                features,
+                threshold,
+                weights,
+                flips=flips,
+                refine_boxes=refine,
+                weak_heads=weak,
             )
             previous = find_detection_layer(self._viewer, layer) if replace else None
             if previous is not None and not is_unedited(previous):
@@ -165,8 +178,16 @@ class DetectWidget(Container):
             else:
                 if only_current:
                     shapes, features = merge_frames(previous, shapes, features, {first})
+                    old = previous.metadata.get("napari_sperm", {}).get("weak_heads", []) or []
+                    weak = [r for r in old if int(r.get("frame", -1)) != first] + weak
                     kwargs = detection_layer_kwargs(
-                        layer, features, threshold, weights, flips=flips, refine_boxes=refine
+                        layer,
+                        features,
+                        threshold,
+                        weights,
+                        flips=flips,
+                        refine_boxes=refine,
+                        weak_heads=weak,
                     )
                 _replace_layer_contents(previous, shapes, kwargs)
                 stamp(previous)

@@ -25,6 +25,8 @@ __all__ = [
     "merge_frames",
     "box_corners",
     "corners_box",
+    "split_weak_heads",
+    "weak_head_detections",
 ]
 
 CLASS_COLOURS = {"head": (1.0, 0.25, 0.85, 1.0), "sperm": (1.0, 0.85, 0.2, 1.0)}
@@ -110,19 +112,24 @@ def detection_layer_kwargs(
     *,
     flips: int | None = None,
     refine_boxes: bool | None = None,
+    weak_heads: list[dict] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``viewer.add_shapes`` that place boxes over ``image_layer``.
 
     The layer's ``metadata["napari_sperm"]`` records how the boxes were made: the source layer,
     score threshold and weights, and, when given, the number of flipped copies averaged and whether
     head boxes were fitted to the heads' outlines (the same settings the CLI writes to COCO
-    ``info``).
+    ``info``). ``weak_heads`` (see :func:`split_weak_heads`) are kept there too, not drawn: head
+    boxes scoring under the threshold that *Segment heads & tails* keeps only when a tail that no
+    other head took leads to them.
     """
     settings: dict[str, Any] = {}
     if flips is not None:
         settings["flips"] = int(flips)
     if refine_boxes is not None:
         settings["refine_boxes"] = bool(refine_boxes)
+    if weak_heads is not None:
+        settings["weak_heads"] = list(weak_heads)
     n_spatial = image_layer.ndim  # for RGB, ndim excludes the colour axis
     colours = np.array(
         [CLASS_COLOURS.get(c, (0.6, 0.9, 1.0, 1.0)) for c in features["class"]], float
@@ -184,3 +191,57 @@ def merge_frames(previous, shapes, features, frames: set[int]) -> tuple[list[np.
         for key in ("score", "class", "frame", "sperm_id")
     }
     return merged_shapes, merged
+
+
+def split_weak_heads(
+    results: list[FrameDetections], threshold: float
+) -> tuple[list[FrameDetections], list[dict]]:
+    """Detections scoring at least ``threshold``, and the head rows below it as plain records.
+
+    Returns
+    -------
+    kept : list of FrameDetections
+        Every row scoring at least ``threshold``, per frame.
+    weak : list of dict
+        ``{"frame", "box": [x, y, w, h], "score", "sperm_id"}`` of each head box under it (their
+        whole-cell rows are dropped), for a detections layer's metadata.
+    """
+    kept, weak = [], []
+    for det in results:
+        keep = det.scores >= threshold
+        kept.append(det.select(keep))
+        for k in np.flatnonzero(~keep & (det.classes == 2)).tolist():
+            weak.append(
+                {
+                    "frame": int(det.frame),
+                    "box": [float(v) for v in det.boxes[k]],
+                    "score": float(det.scores[k]),
+                    "sperm_id": int(det.sperm_ids[k]),
+                }
+            )
+    return kept, weak
+
+
+def weak_head_detections(
+    layer, n_frames: int, low: float, high: float, taken
+) -> list[FrameDetections]:
+    """The weak head boxes a detections layer keeps in its metadata, per frame.
+
+    Only boxes scoring from ``low`` up to (not including) ``high`` are returned. Their sperm ids are
+    renumbered above ``taken[frame]`` (the largest id of the frame's drawn boxes), so that a box the
+    user drew since cannot share one.
+    """
+    out = [[] for _ in range(n_frames)]
+    meta = getattr(layer, "metadata", {}).get("napari_sperm", {})
+    for rec in meta.get("weak_heads", []) or []:
+        frame, score = int(rec.get("frame", 0)), float(rec.get("score", 0.0))
+        if 0 <= frame < n_frames and low <= score < high:
+            out[frame].append((list(map(float, rec["box"])), score))
+    dets = []
+    for f, rows in enumerate(out):
+        n = len(rows)
+        boxes = np.array([b for b, _ in rows], float).reshape(n, 4)
+        scores = np.array([s for _, s in rows], float)
+        ids = np.arange(1, n + 1) + int(taken[f])
+        dets.append(FrameDetections(boxes, scores, np.full(n, 2), ids, frame=f))
+    return dets

@@ -22,7 +22,7 @@ from ..io.errors import SpermInputError
 from ..segmentation.segment import WEAK_SCORE_THRESHOLD, iter_segment
 from ..segmentation.tailnet.infer import DEFAULT_FLIPS
 from .background import BackgroundRunner
-from .detection_layer import corners_box
+from .detection_layer import corners_box, weak_head_detections
 from .flips_choice import flips_choice
 from .placement import current_frame
 from .tails_layers import heads_from_shapes, is_detections_layer
@@ -80,9 +80,10 @@ class SegmentWidget(Container):
             min=0.0,
             max=0.99,
             step=0.01,
-            tooltip="boxes scoring from this up to the min head score are kept only when a tail "
-            "that no other head took leads to them (run Detect sperm with a score threshold this "
-            "low to get such boxes; set it to the min head score to turn this off)",
+            tooltip="head boxes scoring from this up to the min head score are kept only when a "
+            "tail that no other head took leads to them: the drawn boxes below the min head score, "
+            "and the fainter boxes Detect sperm keeps in the layer's metadata (down to 0.1). Set "
+            "it to the min head score to turn this off",
         )
         self.replace = CheckBox(text="replace my previous (unedited) result", value=True)
         self.runner = BackgroundRunner("Segment heads and tails", self._job)  # "&" is a Qt mnemonic
@@ -153,6 +154,14 @@ class SegmentWidget(Container):
             FrameDetections(b, s, np.full(len(b), 2), ids, frame=f)
             for f, ((b, ids), s) in enumerate(zip(per_frame, scores, strict=True))
         ]
+        weak = weak_head_detections(
+            boxes,
+            frames.shape[0],
+            float(self.weak_score.value),
+            float(self.score.value),
+            [max([0, *np.asarray(ids, int).tolist()]) for _, ids in per_frame],
+        )
+        dets = [_joined(d, w) for d, w in zip(dets, weak, strict=True)]
         first = 0
         if is_stack and self.frames.value == CURRENT:
             first = current_frame(self._viewer, layer, frames.shape[0])
@@ -250,3 +259,16 @@ def _scores_per_frame(layer, n_frames: int, is_stack: bool) -> list[np.ndarray]:
         if 0 <= frame < n_frames:
             out[frame].append(float(score))
     return [np.asarray(s, float) for s in out]
+
+
+def _joined(a: FrameDetections, b: FrameDetections) -> FrameDetections:
+    """The rows of ``a`` followed by those of ``b`` (one frame)."""
+    if not len(b):
+        return a
+    return FrameDetections(
+        np.vstack([a.boxes.reshape(-1, 4), b.boxes]),
+        np.concatenate([a.scores, b.scores]),
+        np.concatenate([a.classes, b.classes]),
+        np.concatenate([a.sperm_ids, b.sperm_ids]),
+        frame=a.frame,
+    )

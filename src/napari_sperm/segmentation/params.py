@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HeadMaskParams", "TailMaskParams"]
+__all__ = ["HeadMaskParams", "TailMaskParams", "WEAK_SCORE_THRESHOLD"]
+
+WEAK_SCORE_THRESHOLD = 0.1
+"""Default lowest score of a weak head: a head box scoring under the segmentation threshold, kept
+only when a tail that no other head took pairs with it (:mod:`~napari_sperm.segmentation.second_pass`)."""
 
 POLARITIES = ("auto", "dark", "bright")
 

@@ -23,7 +23,7 @@ from ..tails import Con2DisParams, TailClustering, cluster_tails
 from ..tails.stack import heads_from_boxes
 from .cell_score import touches_border, whole_cell_scores
 from .head_mask import head_masks
-from .params import HeadMaskParams, TailMaskParams
+from .params import WEAK_SCORE_THRESHOLD, HeadMaskParams, TailMaskParams
 from .second_pass import pair_leftover_tails
 from .tail_mask import tail_mask
 from .tail_net_mask import tail_mask_net
@@ -40,8 +40,7 @@ __all__ = [
 ]
 
 ENGINES = ("classic", "sam")
-WEAK_SCORE_THRESHOLD = 0.1
-"""Default lowest score of a weak head (a head box kept only when a leftover tail pairs with it)."""
+
 TAIL_FINDERS = ("net", "ridge")
 
 
