@@ -173,7 +173,10 @@ def test_weak_heads_are_kept_only_with_a_tail_no_other_head_took(weak_field):
         assert rec.score == pytest.approx(0.2) and rec.paired
         assert _iou(s.tail.to_full(f.shape), rec.tail.to_full(f.shape)) >= 0.5
     assert 999 not in by_id  # the weak box with no tail is dropped
-    assert res.second_clustering is not None
+    # weak heads are paired after the heads without a tail, under stricter pairing
+    assert res.weak_clustering is not None
+    assert res.weak_clustering.params.pair_max_angle_deg == 30.0
+    assert res.weak_clustering.params.pair_rear_fraction == 0.0
     strong = {r.sperm_id for r in res.sperm if r.head is not None and r.score >= 0.3}
     off = segment(f.image, det, weak_score_threshold=None)[0]
     off_heads = {r.sperm_id for r in off.sperm if r.head is not None}

@@ -7,17 +7,18 @@ tails that pass left unpaired, with two kinds of head:
 * **heads of the first pass that got no tail.** In the first pass their tail may have been joined
   to a longer path or its start taken by a neighbour; alone with the leftovers, a piece that fits
   them can pair.
-* **weak heads**: boxes scoring from ``weak_score_threshold`` up to ``score_threshold``. The
-  detector scores some real heads low (faint or blurred heads in noisy brightfield fields most of
-  all). Letting every low-scoring box into the first pass would let debris take other cells' tails;
-  here a weak head is kept only when a leftover tail pairs with it, and dropped otherwise.
+* then, on what is still left, **weak heads**: boxes scoring from ``weak_score_threshold`` up to
+  ``score_threshold``. The detector scores some real heads low (faint or blurred heads in noisy
+  brightfield fields most of all). Letting every low-scoring box into the first pass would let
+  debris take other cells' tails; here a weak head is kept only when a leftover tail meets it
+  squarely (:func:`weak_pairing`), and dropped otherwise.
 
-Heads that already have a tail keep it and their pixels are masked out of the second pass.
+Heads that already have a tail keep it; weak heads lose the pixels they share with any head.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,7 +26,11 @@ from ..io.errors import SpermInputError
 from ..synthetic.raster import CropMask
 from ..tails import Con2DisParams, TailClustering, TailInstance, cluster_tails
 
-__all__ = ["LeftoverPairing", "pair_leftover_tails"]
+__all__ = ["LeftoverPairing", "pair_leftover_tails", "weak_pairing", "WEAK_PAIR_ANGLE_DEG"]
+
+WEAK_PAIR_ANGLE_DEG = 30.0
+"""Largest angle between a weak head's axis and its tail's first stretch (other heads: Con2Dis's
+``pair_max_angle_deg``, 50)."""
 
 
 @dataclass
@@ -100,3 +105,19 @@ def pair_leftover_tails(
             cells.append((int(sid), crop, tail, float(score)))
     unpaired = [t for t in clustering.tails if t.head is None]
     return LeftoverPairing(cells, unpaired, clustering)
+
+
+def weak_pairing(params: Con2DisParams | None) -> Con2DisParams:
+    """Con2Dis settings for pairing weak heads: their tail must meet them squarely.
+
+    The tail's end must lie within ``pair_max_gap`` of the head's mask with no allowance for a
+    hidden rear (``pair_rear_fraction`` 0) and point along the head's axis within
+    :data:`WEAK_PAIR_ANGLE_DEG`. Low-scoring boxes in phase-contrast fields are mostly not heads;
+    with the ordinary allowances they took stretches of other cells' tails.
+    """
+    p = params or Con2DisParams()
+    return replace(
+        p,
+        pair_max_angle_deg=min(p.pair_max_angle_deg, WEAK_PAIR_ANGLE_DEG),
+        pair_rear_fraction=0.0,
+    )

@@ -24,7 +24,7 @@ from ..tails.stack import heads_from_boxes
 from .cell_score import touches_border, whole_cell_scores
 from .head_mask import head_masks
 from .params import WEAK_SCORE_THRESHOLD, HeadMaskParams, TailMaskParams
-from .second_pass import pair_leftover_tails
+from .second_pass import pair_leftover_tails, weak_pairing
 from .tail_mask import tail_mask
 from .tail_net_mask import tail_mask_net
 
@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 ENGINES = ("classic", "sam")
-
 TAIL_FINDERS = ("net", "ridge")
 
 
@@ -139,7 +138,9 @@ class FrameSegmentation:
         Engine counters (e.g. SAM decoder calls, rounds, seconds).
     second_clustering : TailClustering or None
         Con2Dis's second pass: the tails ``clustering`` left unpaired, offered to the heads still
-        without a tail and to the weak heads (see :mod:`~.second_pass`); None when there was no
+        without a tail (see :mod:`~.second_pass`); None when there was no such pass.
+    weak_clustering : TailClustering or None
+        The tails still unpaired after that, offered to the weak heads; None when there was no
         such pass.
     """
 
@@ -149,6 +150,7 @@ class FrameSegmentation:
     clustering: TailClustering | None = None
     stats: dict = field(default_factory=dict)
     second_clustering: TailClustering | None = None
+    weak_clustering: TailClustering | None = None
 
     def head_labels(self) -> np.ndarray:
         """``(H, W)`` int32 labels of heads, value = sperm id."""
@@ -310,18 +312,43 @@ def _segment_frame(
                 engine,
             )
         )
-    second = None
+    # second pass (segmentation.second_pass): leftover tails to the heads without one, then to
+    # the weak heads, which must meet their tail squarely
+    second = weak_pass = None
     lone = [r for r in records if r.tail is None]
-    if unpaired and (lone or weak.any()):
-        second = _second_pass(image, det, weak, heads, lone, unpaired, con2dis, head_params)
+    if unpaired and lone:
+        lone_ids = np.array([r.sperm_id for r in lone], int)
+        mine = np.isin(heads, lone_ids)
+        second = pair_leftover_tails(
+            np.where(mine, heads, 0),
+            [r.head for r in lone],
+            lone_ids,
+            np.array([r.score for r in lone], float),
+            np.where(mine, 0, heads),
+            unpaired,
+            con2dis,
+        )
         unpaired = second.unpaired
         by_id = {r.sperm_id: r for r in lone}
-        for sid, crop, t, score in second.cells:
+        for sid, _, t, _ in second.cells:
+            by_id[sid].tail, by_id[sid].centreline = t.mask, np.asarray(t.centreline, float)
+    if unpaired and weak.any():
+        w_boxes, w_ids = det.boxes[weak].astype(float), det.sperm_ids[weak].astype(int)
+        w_masks = head_masks(image, w_boxes, params=head_params)
+        w_labels, w_crops = _head_label_image(shape, w_masks, w_boxes, w_ids)
+        weak_pass = pair_leftover_tails(
+            w_labels,
+            w_crops,
+            w_ids,
+            det.scores[weak].astype(float),
+            heads,
+            unpaired,
+            weak_pairing(con2dis),
+        )
+        unpaired = weak_pass.unpaired
+        for sid, crop, t, score in weak_pass.cells:
             line = np.asarray(t.centreline, float)
-            if sid in by_id:
-                by_id[sid].tail, by_id[sid].centreline = t.mask, line
-            else:
-                records.append(SpermRecord(sid, crop, t.mask, line, score, engine))
+            records.append(SpermRecord(sid, crop, t.mask, line, score, engine))
     _set_cell_scores(records, shape)
     next_id = max([0, *det.sperm_ids.tolist()]) + 1
     for t in unpaired:
@@ -329,27 +356,14 @@ def _segment_frame(
             SpermRecord(next_id, None, t.mask, np.asarray(t.centreline, float), 0.0, engine, 0.0)
         )
         next_id += 1
-    second_clustering = None if second is None else second.clustering
-    return FrameSegmentation(frame, shape, records, clustering, stats, second_clustering)
-
-
-def _second_pass(image, det, weak, heads, lone, leftover, con2dis, head_params):
-    """Offer the tails the first pass left unpaired to its heads without a tail and to the weak
-    heads (:mod:`~.second_pass`)."""
-    boxes, ids = det.boxes[weak].astype(float), det.sperm_ids[weak].astype(int)
-    masks = head_masks(image, boxes, params=head_params) if len(boxes) else []
-    labels, crops = _head_label_image(heads.shape, masks, boxes, ids)
-    lone_ids = np.array([r.sperm_id for r in lone], int)
-    mine = np.isin(heads, lone_ids)
-    labels = np.where(mine, heads, np.where(heads > 0, 0, labels))
-    return pair_leftover_tails(
-        labels,
-        [*crops, *(r.head for r in lone)],
-        np.concatenate([ids, lone_ids]),
-        np.concatenate([det.scores[weak].astype(float), [r.score for r in lone]]),
-        np.where(mine, 0, heads),
-        leftover,
-        con2dis,
+    return FrameSegmentation(
+        frame,
+        shape,
+        records,
+        clustering,
+        stats,
+        None if second is None else second.clustering,
+        None if weak_pass is None else weak_pass.clustering,
     )
 
 
@@ -386,11 +400,12 @@ def iter_segment(
     score_threshold : float
         Head boxes scoring at least this are segmented and paired with tails.
     weak_score_threshold : float or None
-        Head boxes scoring from this up to ``score_threshold`` are *weak heads*: once the others
-        are paired, the tails no head took are clustered again with the weak heads only, and a
-        weak head is kept when one of them pairs with it (see :mod:`~.second_pass`). Default 0.1;
-        None, or a value at or above ``score_threshold``, turns this off. Only boxes that carry a
-        score (``FrameDetections``) can be weak.
+        Head boxes scoring from this up to ``score_threshold`` are *weak heads*. Once the others
+        are paired (and the tails left over offered again to those that got none), the tails
+        still unpaired are clustered with the weak heads, and a weak head is kept only when one
+        of them meets it squarely (see :mod:`~.second_pass`). Default 0.1; None, or a value at or
+        above ``score_threshold``, turns this off. Only boxes that carry a score
+        (``FrameDetections``) can be weak.
     con2dis : Con2DisParams, optional
         Settings of the tail clustering.
     sam_params, sam_mode
