@@ -155,10 +155,8 @@ class DetectWidget(Container):
                 r.frame += first
             return results
 
-        def done(results):
-            results, weak = split_weak_heads(results, threshold)
-            shapes, features = shapes_from_detections(results, is_stack)
-            kwargs = detection_layer_kwargs(
+        def layer_kwargs(features, weak):
+            return detection_layer_kwargs(
                 layer,
                 features,
                 threshold,
@@ -167,6 +165,11 @@ class DetectWidget(Container):
                 refine_boxes=refine,
                 weak_heads=weak,
             )
+
+        def done(results):
+            results, weak = split_weak_heads(results, threshold)
+            shapes, features = shapes_from_detections(results, is_stack)
+            kwargs = layer_kwargs(features, weak)
             previous = find_detection_layer(self._viewer, layer) if replace else None
             if previous is not None and not is_unedited(previous):
                 show_info(
@@ -180,15 +183,7 @@ class DetectWidget(Container):
                     shapes, features = merge_frames(previous, shapes, features, {first})
                     old = previous.metadata.get("napari_sperm", {}).get("weak_heads", []) or []
                     weak = [r for r in old if int(r.get("frame", -1)) != first] + weak
-                    kwargs = detection_layer_kwargs(
-                        layer,
-                        features,
-                        threshold,
-                        weights,
-                        flips=flips,
-                        refine_boxes=refine,
-                        weak_heads=weak,
-                    )
+                    kwargs = layer_kwargs(features, weak)
                 _replace_layer_contents(previous, shapes, kwargs)
                 stamp(previous)
             n_heads = (
