@@ -208,9 +208,8 @@ def split_weak_heads(
     """
     kept, weak = [], []
     for det in results:
-        keep = det.scores >= threshold
-        kept.append(det.select(keep))
-        for k in np.flatnonzero(~keep & (det.classes == 2)).tolist():
+        kept.append(det.above(threshold))
+        for k in np.flatnonzero((det.scores < threshold) & (det.classes == 2)).tolist():
             weak.append(
                 {
                     "frame": int(det.frame),

@@ -215,7 +215,7 @@ class SegmentWidget(Container):
                 score_threshold=threshold,
                 tail_finder=tail_finder,
                 tail_flips=tail_flips if tail_finder == "net" else None,
-                weak_score_threshold=weak if weak < threshold else None,
+                weak_score_threshold=weak,  # at or above the threshold: no weak heads
             )
             return results, used
 

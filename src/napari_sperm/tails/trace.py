@@ -319,7 +319,7 @@ def trace_from_heads(
         p, fwd = x // 2, x % 2 == 0
         path.steps.append((p, fwd))
         path.links.append(("hub", hub_of(f)) if kind == "hub" else ("gap", None))
-        path.options.append((hub_of(f), opts) if kind == "hub" and opts is not None else None)
+        path.options.append((hub_of(f), opts) if kind == "hub" else None)
         path.pts.append(piece_pts(p, fwd))
         path.pieces.add(p)
         path.length += float(g.length[p])
