@@ -10,7 +10,9 @@ from napari_sperm.detection import FrameDetections, load_detector
 from napari_sperm.detection.refine import refine_head_boxes
 from napari_sperm.io.errors import SpermInputError
 from napari_sperm.segmentation import head_mask
+from napari_sperm.segmentation.head_boxes import head_outline_boxes
 from napari_sperm.segmentation.head_mask import head_outline_box
+from napari_sperm.segmentation.params import HeadMaskParams
 from napari_sperm.segmentation.tail_mask import as_grey
 from napari_sperm.synthetic import make_field
 
@@ -112,3 +114,37 @@ def test_detector_boxes_fit_the_true_heads_better():
     refining = load_detector(None, "cpu", refine_boxes=True)
     (again,) = refining.detect(fld.image)
     assert np.array_equal(again.boxes, fit.boxes)
+
+
+@pytest.mark.parametrize(
+    "modality,params",
+    [
+        ("phase-high", None),
+        ("brightfield", None),
+        ("phase-low", HeadMaskParams(polarity="bright")),
+        ("stained", HeadMaskParams(open_ratio=0.3, clip_to_box=False, join_inside_fraction=0.2)),
+    ],
+)
+def test_outlines_of_all_heads_at_once_equal_head_by_head(modality, params):
+    """The stacked outline gives the very boxes of the one-head outline, also for boxes that are
+    off, cut by the border, empty or not finite, and for radii >= 5 and unclipped candidates."""
+    fld = make_field(modality, seed=905)
+    grey = as_grey(fld.image)
+    truth = np.array([s.head_box() for s in fld.sperm if s.head_box()], float)[:60]
+    rng = np.random.default_rng(5)
+    h, w = grey.shape
+    odd = [[-4, -3, 12, 10], [w - 3, 5, 9, 9], [5, h - 2, 9, 8], [np.nan, 1, 4, 4], [5, 5, 0, 4]]
+    boxes = np.concatenate(
+        [truth, truth + rng.normal(0, 2.0, truth.shape), truth * [1, 1, 1.8, 1.8], odd]
+    )
+    got = head_outline_boxes(grey, boxes, params)
+    n_found = 0
+    for box, row in zip(boxes, got):
+        one = head_outline_box(grey, box, params)
+        if one is None:
+            assert np.isnan(row).all(), box
+        else:
+            assert np.array_equal(row, one), (box, row, one)
+            n_found += 1
+    assert n_found >= len(truth)  # the heads are found, not just agreed on as missing
+    assert head_outline_boxes(grey, np.zeros((0, 4))).shape == (0, 4)
