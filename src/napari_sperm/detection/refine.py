@@ -6,8 +6,9 @@ is a compact blob that stands out from its surroundings, so the same local-contr
 ``segment`` uses for head masks gives its extent to the pixel. All the heads of a frame are
 outlined together (:func:`~napari_sperm.segmentation.head_boxes.head_outline_boxes`: the same boxes
 as :func:`~napari_sperm.segmentation.head_mask.head_outline_box` head by head, 2-5 times faster).
-An outline is used only where it agrees with the detector's box (IoU at least ``min_iou``), so a neighbouring head or debris caught by the threshold cannot move a
-box elsewhere. The whole-cell box of the same cell is widened to contain the new head box.
+An outline is used only where it agrees with the detector's box (IoU at least ``min_iou``), so a
+neighbouring head or debris caught by the threshold cannot move a box elsewhere. The whole-cell box
+of the same cell is widened to contain the new head box.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 :func:`head_outline_boxes` gives, for every head box of a frame, the box of the outline that
 :func:`~.head_mask.head_outline_box` finds, with the same float32 arithmetic, so the boxes are equal.
-It smooths each crop, stacks the crops of all boxes into one array (padded to the largest) and runs
-the thresholds, the opening and the labelling once per frame instead of once per head: the fixed
-cost of some fifteen scipy and numpy calls per head is what made one head cost about half a
-millisecond. The per-crop medians and percentiles are taken from one sort of the stack and
+It smooths each crop, stacks the crops of similar size into one array (padded to the largest of
+them) and runs the thresholds, the opening and the labelling once per stack instead of once per
+head: the fixed cost of some fifteen scipy and numpy calls per head is what made one head cost
+about half a millisecond. The per-crop medians and percentiles are taken from one sort of the stack and
 interpolated the way :func:`numpy.percentile` does (``method="linear"``).
 """
 
@@ -194,7 +194,8 @@ def _rows_combine(padded, half, r, h, w, op) -> np.ndarray:
 
 
 def _extent(flags: np.ndarray) -> tuple[int, int]:
-    """Half-open range ``[first, last + 1)`` of the True entries of a 1-D bool array (not all False)."""
+    """Half-open range ``[first, last + 1)`` of the True entries of a 1-D bool array (the whole
+    range when none is True)."""
     return int(flags.argmax()), int(flags.size - flags[::-1].argmax())
 
 
