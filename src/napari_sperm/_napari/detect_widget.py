@@ -22,6 +22,7 @@ from .detection_layer import (
     find_detection_layer,
     is_unedited,
     merge_frames,
+    merge_weak_heads,
     shapes_from_detections,
     split_weak_heads,
     stamp,
@@ -181,8 +182,7 @@ class DetectWidget(Container):
             else:
                 if only_current:
                     shapes, features = merge_frames(previous, shapes, features, {first})
-                    old = previous.metadata.get("napari_sperm", {}).get("weak_heads", []) or []
-                    weak = [r for r in old if int(r.get("frame", -1)) != first] + weak
+                    weak = merge_weak_heads(previous, weak, {first})
                     kwargs = layer_kwargs(features, weak)
                 _replace_layer_contents(previous, shapes, kwargs)
                 stamp(previous)

@@ -25,6 +25,7 @@ __all__ = [
     "merge_frames",
     "box_corners",
     "corners_box",
+    "merge_weak_heads",
     "split_weak_heads",
     "weak_head_detections",
 ]
@@ -221,6 +222,19 @@ def split_weak_heads(
     return kept, weak
 
 
+def _weak_records(layer) -> list[dict]:
+    """The weak-head records in a layer's ``metadata["napari_sperm"]`` (empty if none)."""
+    meta = getattr(layer, "metadata", None) or {}
+    return list(meta.get("napari_sperm", {}).get("weak_heads", []) or [])
+
+
+def merge_weak_heads(previous, weak: list[dict], frames: set[int]) -> list[dict]:
+    """``previous``'s weak-head records outside ``frames``, then ``weak`` (the frames just run):
+    the metadata twin of :func:`merge_frames`."""
+    kept = [r for r in _weak_records(previous) if int(r.get("frame", -1)) not in frames]
+    return kept + list(weak)
+
+
 def weak_head_detections(
     layer, n_frames: int, low: float, high: float, taken
 ) -> list[FrameDetections]:
@@ -231,8 +245,7 @@ def weak_head_detections(
     user drew since cannot share one.
     """
     out = [[] for _ in range(n_frames)]
-    meta = getattr(layer, "metadata", {}).get("napari_sperm", {})
-    for rec in meta.get("weak_heads", []) or []:
+    for rec in _weak_records(layer):
         frame, score = int(rec.get("frame", 0)), float(rec.get("score", 0.0))
         if 0 <= frame < n_frames and low <= score < high:
             out[frame].append((list(map(float, rec["box"])), score))
