@@ -243,6 +243,48 @@ def test_two_tails_from_heads_share_a_stem():
     assert any(m.reason == "shared stretch" for m in res.merges)
 
 
+def _arc(shape, centre, radius, a0, a1, width):
+    """Mask of a circular band of ``width`` px from angle a0 to a1 (radians, atan2(row, col))."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    d = np.hypot(rr - centre[0], cc - centre[1])
+    ang = np.arctan2(rr - centre[0], cc - centre[1])
+    return (np.abs(d - radius) <= width / 2) & (ang >= min(a0, a1)) & (ang <= max(a0, a1))
+
+
+@pytest.mark.parametrize("cross_deg", [4, 6])
+def test_curved_tail_keeps_bending_through_a_shallow_crossing(cross_deg):
+    # Tail 1 bends steadily (radius 240 px); tail 2 is straight and crosses it at a few degrees on
+    # the outside of the bend. Straight on, tail 1's path takes tail 2's way out (its own way bends
+    # away by more than the crossing angle over the fitted distance); carried on along its bend,
+    # it keeps its own.
+    shape, centre, radius, w = (320, 320), np.array([330.0, 80.0]), 240.0, 3.0
+    a0, ac = np.radians(-100.0), np.radians(-60.0)
+    arc = _arc(shape, centre, radius, a0, np.radians(-10.0), w)
+    heads = np.zeros(shape, np.int32)
+    t0 = np.array([np.cos(a0), -np.sin(a0)])  # direction of travel along the arc at its start
+    p0 = centre + radius * np.array([np.sin(a0), np.cos(a0)])
+    heads[_ellipse(shape, p0 - 11 * t0, t0, 10, 6)] = 1
+    pc = centre + radius * np.array([np.sin(ac), np.cos(ac)])
+    tc = np.array([np.cos(ac), -np.sin(ac)])
+    th = np.radians(-cross_deg)
+    tb = np.array(
+        [tc[0] * np.cos(th) - tc[1] * np.sin(th), tc[0] * np.sin(th) + tc[1] * np.cos(th)]
+    )
+    line = _line(shape, pc - 110 * tb, pc + 110 * tb, w)
+    heads[_ellipse(shape, pc - 121 * tb, tb, 10, 6)] = 2
+    from napari_sperm.synthetic import CropMask
+
+    truth = [CropMask((0, 0), arc), CropMask((0, 0), line)]
+    ious = {}
+    for weight in (0.0, 1.0):
+        res = cluster_tails(arc | line, heads, params=Con2DisParams(curvature_weight=weight))
+        match, iou = match_iou(truth, [t.mask for t in res.tails], shape)
+        assert [res.tails[m].head for m in match] == [1, 2]
+        ious[weight] = iou
+    assert ious[1.0].min() >= 0.8, ious
+    assert ious[0.0][0] < 0.7, ious  # the case needs the bend: straight on goes wrong
+
+
 def test_round_head_cut_by_border_pairs():
     # A head cut by the frame border: its moments give no usable axis; the tail still pairs.
     shape = (160, 160)

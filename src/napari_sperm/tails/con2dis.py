@@ -276,6 +276,8 @@ def iter_cluster_tails(
             max_lateral=p.max_lateral,
             share_cost=p.share_cost_deg,
             open_exit_cost=p.open_exit_cost_deg,
+            curvature_weight=p.curvature_weight,
+            curvature_tolerance=p.curvature_tolerance,
             gap_len=gap_len,
             gap_max_bend=p.gap_max_bend_deg,
         )  # fmt: skip

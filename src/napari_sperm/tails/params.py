@@ -62,6 +62,17 @@ class Con2DisParams:
     ``share_cost_deg`` plus this: two tails that meet at a shallow crossing usually leave it by
     different ways, and an exit no head's path takes ends up an unpaired tail. ``None`` turns the
     swap off."""
+    curvature_weight: float = 1.0
+    """Share of a path's steady bend carried on through a hub: where its last three fitted
+    stretches (``trace_fit_length`` each) turn at rates that agree within
+    ``curvature_tolerance``, each exit is scored against the direction the path reaches at the
+    exit (turned by the mean of the path's and the exit's turn rates times the distance between
+    their fits), not against the path's last direction. At a shallow crossing of two curved tails
+    the right way on can bend more than the wrong one. Wavy or short paths are scored straight on.
+    0 turns this off."""
+    curvature_tolerance: float = 0.25
+    """Largest spread of the three turn rates, as a share of the largest (plus 0.001 rad/px), for
+    a path to count as bending steadily."""
     shared_max_split_deg: float = 60.0
     """At a Y junction, two branches closer in direction than this may both continue the stem (a
     shallow crossing where two tails run together for a while)."""

@@ -82,6 +82,35 @@ def _cost(c1, u, c2, v, width, lateral_weight) -> tuple[float, float, float]:
     return float(bend[0]), float(lateral[0]), float(cost[0])
 
 
+def _turn(u: np.ndarray, angle: float) -> np.ndarray:
+    """``u`` ``(row, col)`` turned by ``angle`` radians, in the sense in which a positive
+    ``arctan2(cross(a, b), a . b)`` turns ``a`` into ``b``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([u[0] * c - u[1] * s, u[0] * s + u[1] * c])
+
+
+def _turn_rate(fits: list[tuple[np.ndarray, np.ndarray]]) -> list[float] | None:
+    """Signed turn rates (rad/px) between consecutive line fits ``(centre, direction)``, in the
+    order travelled; None when a fit is degenerate."""
+    rates = []
+    for (ca, ua), (cb, ub) in zip(fits[:-1], fits[1:]):
+        d = float(np.hypot(*(cb - ca)))
+        if d < 1.0 or not ua.any() or not ub.any():
+            return None
+        rates.append(float(np.arctan2(ua[0] * ub[1] - ua[1] * ub[0], ua @ ub) / d))
+    return rates
+
+
+def _curved_cost(c1, u, kappa, c2, v, width, lateral_weight) -> tuple[float, float, float]:
+    """:func:`_cost` for a path that turns steadily at ``kappa`` rad/px: the bend is measured
+    from the direction the path would have reached at ``c2``, and the sideways offsets against
+    the chord of that arc (each direction turned half-way towards the other)."""
+    t = kappa * float(np.hypot(*(np.asarray(c2) - np.asarray(c1))))
+    bend = float(np.degrees(np.arccos(np.clip(_turn(u, t) @ v, -1.0, 1.0))))
+    _, lateral, _ = _cost(c1, _turn(u, 0.5 * t), c2, _turn(v, -0.5 * t), width, lateral_weight)
+    return bend, lateral, bend + lateral_weight * lateral
+
+
 def trace_from_heads(
     g: SkeletonGraph,
     fits: EndFits,
@@ -99,6 +128,8 @@ def trace_from_heads(
     soft_length: float = np.inf,
     late_max_cost: float = np.inf,
     open_exit_cost: float | None = None,
+    curvature_weight: float = 0.0,
+    curvature_tolerance: float = 0.25,
 ) -> tuple[list[Chain], list[int], list[MergeDecision]]:
     """Trace one path per head start through the skeleton graph.
 
@@ -134,6 +165,13 @@ def trace_from_heads(
         exit y of that hub is used by no path, j moves to y (dropping its steps beyond the hub) and
         k takes x alone, when y costs j less than ``share_cost + open_exit_cost`` more than x did.
         Each pair of paths swaps at most once per hub. None (the default) never swaps.
+    curvature_weight, curvature_tolerance : float
+        Where the path's last three fitted stretches (``fit_len`` each) turn at rates that agree
+        within ``curvature_tolerance`` times the larger (plus 0.001 rad/px), the path is taken to
+        bend steadily, and each exit is scored against the direction the path reaches at the
+        exit's fit: turned by ``curvature_weight`` times the mean of the path's latest turn rate
+        and the exit's own (from its first two stretches, where it has them) times the distance
+        between the fits. A wavy or short path is scored straight on. 0 (the default) never turns.
 
     Returns
     -------
@@ -189,6 +227,38 @@ def trace_from_heads(
             pts = pts[: len(pts) - n_skip]
         return _fit(pts)
 
+    def path_curvature(path: _Path) -> float | None:
+        """Turn rate (rad/px) of the path's latest stretch where its last three stretches bend
+        steadily (see ``curvature_tolerance``); None otherwise."""
+        need = 3 * n_fit + n_skip
+        if curvature_weight == 0.0 or path.length < need:
+            return None
+        blocks, n = [], 0
+        for arr in reversed(path.pts):
+            blocks.append(arr)
+            n += len(arr)
+            if n >= need:
+                break
+        pts = np.concatenate(blocks[::-1]) if len(blocks) > 1 else blocks[0]
+        if len(pts) < need:
+            return None
+        pts = pts[-need:]
+        rates = _turn_rate([_fit(pts[b * n_fit : (b + 1) * n_fit]) for b in range(3)])
+        if rates is None:
+            return None
+        lo, hi = min(rates), max(rates)
+        if hi - lo > curvature_tolerance * max(abs(lo), abs(hi)) + 1e-3:
+            return None
+        return rates[-1]
+
+    def exit_curvature(run: np.ndarray) -> float | None:
+        """Turn rate of a run ahead of an exit, from its first two stretches past the skip."""
+        pts = run[n_skip:]
+        if len(pts) < 2 * n_fit:
+            return None
+        rates = _turn_rate([_fit(pts[:n_fit]), _fit(pts[n_fit : 2 * n_fit])])
+        return None if rates is None else rates[0]
+
     def used_by_other(x: int, k: int) -> bool:
         """Another path already runs along the piece of end x (continuing into it shares it)."""
         return any(j != k for j in entered.get(x // 2, {}))
@@ -202,9 +272,9 @@ def trace_from_heads(
                 return True  # would run back along another path towards its head
         return False
 
-    def continuations(x: int, path: _Path) -> list[np.ndarray]:
-        """Point runs ahead of end x, through short pieces, up to the fitted length."""
-        need = n_fit + n_skip
+    def continuations(x: int, path: _Path, stretches: int = 1) -> list[np.ndarray]:
+        """Point runs ahead of end x, through short pieces, up to ``stretches`` fitted lengths."""
+        need = stretches * n_fit + n_skip
         out: list[np.ndarray] = []
         stack = [(x, [], 0, {x // 2})]
         while stack and len(out) < 24:
@@ -287,16 +357,24 @@ def trace_from_heads(
             return jump(k, h)
         through = len(ends) == 2
         c1, u = path_fit(path)
+        kp = path_curvature(path)
         best = None
         opts: dict[int, tuple[float, float]] = {}
         for x in cands:
             shared = used_by_other(x, k)
             bx = None
-            for run in continuations(x, path):
+            for run in continuations(x, path, 1 if kp is None else 2):
                 c2, v = cont_fit(run)
                 if not v.any():
                     continue
-                bend, lat, cost = _cost(c1, u, c2, v, width, lateral_weight)
+                kappa = 0.0
+                if kp is not None:
+                    kx = exit_curvature(run)
+                    kappa = curvature_weight * (kp if kx is None else 0.5 * (kp + kx))
+                if kappa:
+                    bend, lat, cost = _curved_cost(c1, u, kappa, c2, v, width, lateral_weight)
+                else:
+                    bend, lat, cost = _cost(c1, u, c2, v, width, lateral_weight)
                 if not through and (bend > max_bend or lat > max_lateral):
                     continue
                 if bx is None or cost < bx[0]:
