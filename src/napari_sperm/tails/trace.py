@@ -213,8 +213,8 @@ def trace_from_heads(
         entered.setdefault(p, {})[k] = int(e)
         paths.append(path)
 
-    def path_fit(path: _Path):
-        need = n_fit + n_skip
+    def last_points(path: _Path, need: int) -> np.ndarray:
+        """The path's last ``need`` skeleton points (fewer when it is shorter), in order."""
         blocks, n = [], 0
         for arr in reversed(path.pts):
             blocks.append(arr)
@@ -222,7 +222,10 @@ def trace_from_heads(
             if n >= need:
                 break
         pts = np.concatenate(blocks[::-1]) if len(blocks) > 1 else blocks[0]
-        pts = pts[-need:]
+        return pts[-need:]
+
+    def path_fit(path: _Path):
+        pts = last_points(path, n_fit + n_skip)
         if len(pts) - n_skip >= 3:
             pts = pts[: len(pts) - n_skip]
         return _fit(pts)
@@ -233,16 +236,9 @@ def trace_from_heads(
         need = 3 * n_fit + n_skip
         if curvature_weight == 0.0 or path.length < need:
             return None
-        blocks, n = [], 0
-        for arr in reversed(path.pts):
-            blocks.append(arr)
-            n += len(arr)
-            if n >= need:
-                break
-        pts = np.concatenate(blocks[::-1]) if len(blocks) > 1 else blocks[0]
+        pts = last_points(path, need)
         if len(pts) < need:
             return None
-        pts = pts[-need:]
         rates = _turn_rate([_fit(pts[b * n_fit : (b + 1) * n_fit]) for b in range(3)])
         if rates is None:
             return None
