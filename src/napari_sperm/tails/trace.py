@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .direction import EndFits
+from .direction import EndFits, angle_deg
 from .merge import Chain, Hubs, continuation_cost, gap_angles
 from .results import MergeDecision
 from .skeleton import SkeletonGraph
@@ -106,7 +106,7 @@ def _curved_cost(c1, u, kappa, c2, v, width, lateral_weight) -> tuple[float, flo
     from the direction the path would have reached at ``c2``, and the sideways offsets against
     the chord of that arc (each direction turned half-way towards the other)."""
     t = kappa * float(np.hypot(*(np.asarray(c2) - np.asarray(c1))))
-    bend = float(np.degrees(np.arccos(np.clip(_turn(u, t) @ v, -1.0, 1.0))))
+    bend = float(angle_deg(_turn(u, t), v))
     _, lateral, _ = _cost(c1, _turn(u, 0.5 * t), c2, _turn(v, -0.5 * t), width, lateral_weight)
     return bend, lateral, bend + lateral_weight * lateral
 
