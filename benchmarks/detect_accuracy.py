@@ -6,14 +6,15 @@ Ground truth from ``make_field``: ``head_box`` -> category 2 (head), ``sperm_box
 than 100 cells. Seeds 0..N-1 (never used in training: training seeds are >= 1_000_000).
 
 ``--refine-boxes`` fits every head box to the head's outline in the frame before scoring
-(:mod:`napari_sperm.detection.refine`).
+(:mod:`napari_sperm.detection.refine`), with each edge placed by the edge classifier
+(:mod:`napari_sperm.detection.head_edges`); ``--no-edges`` uses the outline's box as it is.
 
 ``--misses`` also sorts the true heads that no head box finds (IoU >= 0.5 at score >= 0.3, the
 default threshold) by what the head looks like, first that applies: overlapping another head (more
 than 10 % of its pixels under another head), cut by the frame border, seen edge-on, or none of these.
 
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
-       [--misses] [--flips K] [--refine-boxes]
+       [--misses] [--flips K] [--refine-boxes [--no-edges]] [--first-seed S]
 (default 8 fields per modality, about 1-2 minutes on 2 CPU cores).
 """
 
@@ -29,6 +30,7 @@ from pycocotools import mask as mask_utils
 
 from napari_sperm.detection import load_detector
 from napari_sperm.detection.evaluate import coco_eval_fields
+from napari_sperm.detection.refine import refine_head_boxes
 from napari_sperm.synthetic import MODALITIES, make_field
 
 
@@ -80,9 +82,12 @@ def main() -> None:
     ap.add_argument(
         "--refine-boxes", action="store_true", help="fit head boxes to the heads' outlines"
     )
+    ap.add_argument(
+        "--no-edges", action="store_true", help="with --refine-boxes: the outline's box as it is"
+    )
     a = ap.parse_args()
     torch.set_num_threads(2)
-    det = load_detector(a.weights, "cpu", a.flips, a.refine_boxes)
+    det = load_detector(a.weights, "cpu", a.flips, a.refine_boxes and not a.no_edges)
     names = list(MODALITIES) if not isinstance(MODALITIES, dict) else list(MODALITIES.keys())
     results = {}
     print(
@@ -94,6 +99,8 @@ def main() -> None:
         fields = [make_field(mod, seed=s) for s in range(a.first_seed, a.first_seed + a.n)]
         t0 = time.perf_counter()
         dets = det.detect(np.stack([f.image for f in fields]), a.threshold, 4)
+        if a.refine_boxes and a.no_edges:
+            dets = [refine_head_boxes(f.image, d, edges=False) for f, d in zip(fields, dets)]
         dt = (time.perf_counter() - t0) / len(fields)
         m = coco_eval_fields(fields, dets)
         m["seconds_per_frame"] = dt

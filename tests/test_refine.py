@@ -94,8 +94,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_detector_boxes_fit_the_true_heads_better():
-    """Measured on these fields: median IoU of found heads 0.864 -> 0.918 (phase-high) and
-    0.856 -> 0.919 (brightfield); heads at IoU >= 0.75: 41 -> 45 and 28 -> 29."""
+    """Measured on these fields: median IoU of found heads 0.852 -> 0.968 (phase-high) and
+    0.861 -> 0.961 (brightfield); heads at IoU >= 0.75: 41 -> 48 and 28 -> 29. The outline's box
+    alone, before its edges were placed by the edge classifier, gave medians of about 0.92."""
     det = load_detector(None, "cpu")
     assert det.refine_boxes is False
     for modality, seed in (("phase-high", 902), ("brightfield", 904)):
@@ -110,7 +111,7 @@ def test_detector_boxes_fit_the_true_heads_better():
         for d in (raw, fit):
             best = _iou(d.boxes[d.classes == 2].astype(float), truth).max(1)
             med.append(float(np.median(best[best >= 0.5])))
-        assert med[1] >= med[0] + 0.03 and med[1] >= 0.88, (modality, med)
+        assert med[1] >= med[0] + 0.06 and med[1] >= 0.94, (modality, med)
     refining = load_detector(None, "cpu", refine_boxes=True)
     (again,) = refining.detect(fld.image)
     assert np.array_equal(again.boxes, fit.boxes)

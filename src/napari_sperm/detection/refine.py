@@ -3,7 +3,9 @@
 The network regresses a head box from the centre cell of each head; its edges are often a pixel or
 two off (head AP over IoU 0.5-0.95 of 0.62-0.72 on the synthetic modalities with 2 copies). The head
 is a compact blob that stands out from its surroundings, so the same local-contrast outline that
-``segment`` uses for head masks gives its extent to the pixel. All the heads of a frame are
+``segment`` uses for head masks gives its extent to about a pixel; then each edge of the outline's
+box is moved to where a small classifier, from the contrast across the edge, puts the head's true
+edge (:mod:`.head_edges`). All the heads of a frame are
 outlined together (:func:`~napari_sperm.segmentation.head_boxes.head_outline_boxes`: the same boxes
 as :func:`~napari_sperm.segmentation.head_mask.head_outline_box` head by head, 2-5 times faster).
 An outline is used only where it agrees with the detector's box (IoU at least ``min_iou``), so a
@@ -15,15 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io.errors import SpermInputError
+from .head_edges import load_edge_model, place_edges
 from .results import FrameDetections
 
-__all__ = ["DEFAULT_MIN_IOU", "refine_head_boxes"]
+__all__ = ["DEFAULT_MIN_IOU", "box_iou", "refine_head_boxes"]
 
 DEFAULT_MIN_IOU = 0.5
 """Least IoU between the detector's head box and the outline's box for the outline to be used."""
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise IoU of two ``(n, 4)`` arrays of ``[x, y, w, h]`` boxes."""
     iw = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
     ih = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
@@ -38,6 +42,8 @@ def refine_head_boxes(
     *,
     min_iou: float = DEFAULT_MIN_IOU,
     params=None,
+    edges: bool = True,
+    edge_model=None,
 ) -> FrameDetections:
     """Head boxes fitted to the heads' outlines in one frame.
 
@@ -52,6 +58,12 @@ def refine_head_boxes(
         (0 < ``min_iou`` <= 1); otherwise the detector's box stays.
     params : HeadMaskParams, optional
         Outline settings (:class:`~napari_sperm.segmentation.params.HeadMaskParams`).
+    edges : bool
+        Move each edge of an outline's box to the head's edge by the edge classifier
+        (:func:`~.head_edges.place_edges`; the classifier was trained on outlines with the default
+        ``params``). False: the outline's box as it is.
+    edge_model : EdgeModel, optional
+        The classifier (:func:`~.head_edges.load_edge_model`); default: the shipped one.
 
     Returns
     -------
@@ -63,25 +75,43 @@ def refine_head_boxes(
     Raises
     ------
     SpermInputError
-        For a frame :func:`~napari_sperm.segmentation.tail_mask.as_grey` cannot read.
+        For a frame :func:`~napari_sperm.segmentation.tail_mask.as_grey` cannot read, or an edge
+        model file that cannot be read or does not fit the profiles.
     ValueError
         For ``min_iou`` outside (0, 1].
     """
-    from ..segmentation.head_boxes import head_outline_boxes  # segmentation imports detection
+    # segmentation imports detection
+    from ..segmentation.head_boxes import PROFILE_OFFSETS, head_outline_boxes
     from ..segmentation.tail_mask import as_grey
 
     if not 0 < min_iou <= 1:
         raise ValueError(f"min_iou must be in (0, 1], not {min_iou!r}")
+    model = None
+    if edges:
+        model = edge_model or load_edge_model()
+        if model.n_offsets != PROFILE_OFFSETS.size:
+            raise SpermInputError(
+                f"The head edge model reads {model.n_offsets} pixel lines per edge, this version "
+                f"of napari-sperm gives {PROFILE_OFFSETS.size}. Retrain it with "
+                "scripts/train_head_edges.py."
+            )
     boxes = detections.boxes.astype(np.float64).copy()
     refined = np.zeros(len(boxes), bool)
     heads = np.flatnonzero(detections.classes == 2)
     if heads.size:
-        found = head_outline_boxes(as_grey(image), boxes[heads], params)
+        grey = as_grey(image)
+        if model is None:
+            found = head_outline_boxes(grey, boxes[heads], params)
+            prof = np.zeros((heads.size, 4, 0), np.float32)
+        else:
+            found, prof = head_outline_boxes(grey, boxes[heads], params, profiles=True)
         ok = ~np.isnan(found).any(axis=1)
         if ok.any():
-            rows, new = heads[ok], found[ok]
-            agree = _box_iou(boxes[rows], new) >= min_iou
-            rows, new = rows[agree], new[agree]
+            rows, new, prof = heads[ok], found[ok], prof[ok]
+            agree = box_iou(boxes[rows], new) >= min_iou
+            rows, new, prof = rows[agree], new[agree], prof[agree]
+            if model is not None and rows.size:
+                new = place_edges(new, prof, grey.shape, model)
             boxes[rows] = new
             refined[rows] = True
             _widen_cells(boxes, detections, rows)

@@ -17,7 +17,7 @@ from scipy import ndimage as ndi
 from .head_mask import _disk
 from .params import HeadMaskParams
 
-__all__ = ["head_outline_boxes"]
+__all__ = ["PROFILE_OFFSETS", "head_outline_boxes"]
 
 _CROSS_3D = np.zeros((3, 3, 3), bool)
 _CROSS_3D[1] = ndi.generate_binary_structure(2, 1)
@@ -26,10 +26,18 @@ _CROSS_3D[1] = ndi.generate_binary_structure(2, 1)
 _SIZE_STEP = 1.3
 """Crops whose longer sides differ by less than this factor are processed in one stack."""
 
+PROFILE_OFFSETS = np.arange(-4, 4)
+"""Pixel lines sampled across a box edge, counted inwards from the box's outermost line (0):
+four outside the box, four inside."""
+
 
 def head_outline_boxes(
-    grey: np.ndarray, boxes: np.ndarray, params: HeadMaskParams | None = None
-) -> np.ndarray:
+    grey: np.ndarray,
+    boxes: np.ndarray,
+    params: HeadMaskParams | None = None,
+    *,
+    profiles: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Bounding boxes of the head outlines in many head boxes of one frame.
 
     Parameters
@@ -39,6 +47,8 @@ def head_outline_boxes(
     boxes : (n, 4) float array
         ``[x, y, w, h]`` COCO pixel boxes of the heads, e.g. from the detector.
     params : HeadMaskParams, optional
+    profiles : bool
+        Also return the contrast across each edge of each outline box (see Returns).
 
     Returns
     -------
@@ -46,12 +56,20 @@ def head_outline_boxes(
         ``[x, y, w, h]`` of each outline's pixels (pixel edges), equal to
         :func:`~.head_mask.head_outline_box` box by box; a row of NaN where that gives None
         (nothing stands out, or the box is empty, not finite or off the frame).
+    (n, 4, 2 * len(PROFILE_OFFSETS)) float32 array, only with ``profiles``
+        Per outline box and edge (left, top, right, bottom), the smoothed contrast in units of the
+        head level (0 at the background, 1 at the head level the threshold is taken from), on the
+        pixel lines :data:`PROFILE_OFFSETS` from the edge (negative: outside the box), first its
+        largest then its mean value along the edge's extent; zeros where there is no outline.
+        Pixels past the crop repeat its edge. The features of
+        :mod:`~napari_sperm.detection.head_edges`.
     """
     p = params or HeadMaskParams()
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     out = np.full((b.shape[0], 4), np.nan)
+    prof = np.zeros((b.shape[0], 4, 2 * PROFILE_OFFSETS.size), np.float32)
     if b.shape[0] == 0:
-        return out
+        return (out, prof) if profiles else out
     grey = np.asarray(grey)
     finite = np.isfinite(b).all(axis=1)
     bb = np.where(finite[:, None], b, 1.0)
@@ -69,12 +87,14 @@ def head_outline_boxes(
     bucket = np.floor(size).astype(np.int64)
     for key in np.unique(bucket[ok]):
         idx = np.flatnonzero(ok & (bucket == key))
-        out[idx] = _stack_boxes(grey, bb[idx], (r0[idx], r1[idx], c0[idx], c1[idx]), sigma[idx], p)
-    return out
+        win = (r0[idx], r1[idx], c0[idx], c1[idx])
+        out[idx], prof[idx] = _stack_boxes(grey, bb[idx], win, sigma[idx], p, profiles)
+    return (out, prof) if profiles else out
 
 
-def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams) -> np.ndarray:
-    """Outline boxes of the heads in ``b``, NaN rows where none."""
+def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams, profiles: bool = False):
+    """Outline boxes of the heads in ``b`` (NaN rows where none) and, with ``profiles``, the
+    contrast profiles across their edges (zeros where none)."""
     r0, r1, c0, c1 = win
     m = b.shape[0]
     hh, ww = r1 - r0, c1 - c0
@@ -117,11 +137,14 @@ def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams) -> np.ndarray:
     inner, ellipse = inner[:, sa:sb, sc:sd], ellipse[:, sa:sb, sc:sd]
     inside, valid = inside[:, sa:sb, sc:sd], valid[:, sa:sb, sc:sd]
     contrast = bg[:, None, None] - smooth[:, sa:sb, sc:sd]
+    sign = np.ones(m, np.float32)
     if p.polarity == "bright":
         contrast = -contrast
+        sign[:] = -1
     elif p.polarity == "auto":
         flip = has_inner & (_masked_median(contrast, inner) < 0)
         contrast[flip] = -contrast[flip]
+        sign[flip] = -1
     level = np.where(has_inner, _masked_percentile(contrast, inner, p.head_percentile), 0.0)
     live = level > 0
     cand = contrast >= f32(p.level_fraction * level)
@@ -153,6 +176,44 @@ def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams) -> np.ndarray:
         cb = cols_any.shape[1] - cols_any[:, ::-1].argmax(axis=1)
         x0, y0 = c0[found] + sc + ca, r0[found] + sa + ra
         out[found] = np.stack([x0, y0, cb - ca, rb - ra], axis=1)
+    prof = np.zeros((m, 4, 2 * PROFILE_OFFSETS.size), np.float32)
+    if profiles and found.any():
+        k = np.flatnonzero(found)
+        scale = sign[k] / level[k].astype(np.float32)
+        units = (bg[k, None, None] - smooth[k]) * scale[:, None, None]
+        extent = np.stack([sa + ra, sa + rb, sc + ca, sc + cb], axis=1)  # crop rows/cols, half-open
+        prof[k] = _edge_profiles(units, extent, hh[k], ww[k])
+    return out, prof
+
+
+def _edge_profiles(units, extent, hh, ww) -> np.ndarray:
+    """``(k, 4, 2 * len(PROFILE_OFFSETS))`` largest and mean contrast on the lines across the
+    left, top, right and bottom edge of each box ``extent`` (``[r0, r1, c0, c1]`` in crop
+    coordinates) of a stack of contrast crops; crop ``i`` is ``hh[i] x ww[i]`` of the stack."""
+    k, hm, wm = units.shape
+    r0, r1, c0, c1 = (extent[:, j].astype(np.int64) for j in range(4))
+    off = PROFILE_OFFSETS[None, :]
+    hi_r, hi_c = (np.asarray(hh, np.int64) - 1)[:, None], (np.asarray(ww, np.int64) - 1)[:, None]
+    in_rows = (np.arange(hm)[None, :] >= r0[:, None]) & (np.arange(hm)[None, :] < r1[:, None])
+    in_cols = (np.arange(wm)[None, :] >= c0[:, None]) & (np.arange(wm)[None, :] < c1[:, None])
+    out = np.zeros((k, 4, 2 * off.size), np.float32)
+    for e, (start, step) in enumerate(((c0, 1), (r0, 1), (c1 - 1, -1), (r1 - 1, -1))):
+        across_cols = e in (0, 2)
+        line = np.clip(start[:, None] + step * off, 0, hi_c if across_cols else hi_r)
+        if across_cols:  # lines are columns; the edge's extent runs over the box's rows
+            vals = np.take_along_axis(
+                units, np.broadcast_to(line[:, None, :], (k, hm, off.size)), 2
+            )
+            along = in_rows[:, :, None]
+        else:  # lines are rows, over the box's columns
+            vals = np.take_along_axis(
+                units, np.broadcast_to(line[:, :, None], (k, off.size, wm)), 1
+            )
+            vals = vals.transpose(0, 2, 1)
+            along = in_cols[:, :, None]
+        n = np.maximum(along.sum(axis=1), 1)
+        out[:, e, : off.size] = np.where(along, vals, -np.inf).max(axis=1)
+        out[:, e, off.size :] = np.where(along, vals, 0).sum(axis=1) / n
     return out
 
 
