@@ -411,8 +411,9 @@ def _add_refine_boxes_option(p: argparse.ArgumentParser, where: str) -> None:
     p.add_argument(
         "--refine-boxes",
         action="store_true",
-        help="fit each head box to the head's outline in the image (tighter boxes; about 0.3-1 ms "
-        f"per head on the CPU) and widen its whole-cell box to contain it{where}",
+        help="fit each head box to the head's outline in the image, each edge placed on the "
+        "head's edge by a small classifier (tighter boxes; 10-18 ms per frame on the CPU), and "
+        f"widen its whole-cell box to contain it{where}",
     )
 
 

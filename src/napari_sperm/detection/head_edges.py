@@ -14,7 +14,7 @@ head level; :func:`~napari_sperm.segmentation.head_boxes.head_outline_boxes` wit
 ``profiles=True``) and from the box's size along and across the edge. The same classifier serves
 all four edges (their profiles are taken inwards from each edge, so they look alike). It is a
 multilayer perceptron of two hidden layers, trained on synthetic fields of every modality by
-``scripts/train_head_edges.py`` and shipped as ``weights/head_edges.npz`` (about 25 kB); it runs in
+``scripts/train_head_edges.py`` and shipped as ``weights/head_edges.npz`` (about 29 kB); it runs in
 numpy. See ``docs/model-card.md`` (*Head box edges*).
 """
 
