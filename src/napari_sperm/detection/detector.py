@@ -123,7 +123,7 @@ class Detector:
     ``refine_boxes`` (default False): each head box scoring at least the score threshold is
     replaced by the bounding box of the head's outline in the frame, each edge placed on the head's
     edge by a small classifier (:func:`.refine.refine_head_boxes`), and its whole-cell box widened
-    to contain it. Head AP over IoU 0.5-0.95 rises by 0.13-0.21 and AR@100 to 0.90-0.94 on the
+    to contain it. Head AP over IoU 0.5-0.95 rises by 0.14-0.22 and AR@100 to 0.90-0.94 on the
     synthetic stained, phase-high and brightfield fields, at 10-18 ms per frame on the CPU;
     :meth:`detect` can override it per call.
     """
