@@ -625,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weak-score-threshold",
         type=_weak_threshold,
-        default=0.1,
+        default=0.1,  # segmentation.params.WEAK_SCORE_THRESHOLD (not imported: scipy, skimage)
         metavar="W",
         help="also detect heads scoring from W up to T and keep one only when a tail that no "
         "other head took leads to it; 'off' keeps only heads at T (default: %(default)s)",

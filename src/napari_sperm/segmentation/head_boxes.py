@@ -67,7 +67,7 @@ def head_outline_boxes(
     p = params or HeadMaskParams()
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     out = np.full((b.shape[0], 4), np.nan)
-    prof = np.zeros((b.shape[0], 4, 2 * PROFILE_OFFSETS.size), np.float32)
+    prof = np.zeros((b.shape[0], 4, 2 * PROFILE_OFFSETS.size), np.float32) if profiles else None
     if b.shape[0] == 0:
         return (out, prof) if profiles else out
     grey = np.asarray(grey)
@@ -88,13 +88,14 @@ def head_outline_boxes(
     for key in np.unique(bucket[ok]):
         idx = np.flatnonzero(ok & (bucket == key))
         win = (r0[idx], r1[idx], c0[idx], c1[idx])
-        out[idx], prof[idx] = _stack_boxes(grey, bb[idx], win, sigma[idx], p, profiles)
+        out[idx] = _stack_boxes(grey, bb[idx], win, sigma[idx], p, prof, idx)
     return (out, prof) if profiles else out
 
 
-def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams, profiles: bool = False):
-    """Outline boxes of the heads in ``b`` (NaN rows where none) and, with ``profiles``, the
-    contrast profiles across their edges (zeros where none)."""
+def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams, prof=None, rows=None) -> np.ndarray:
+    """Outline boxes of the heads in ``b`` (NaN rows where none). With ``prof``, the contrast
+    profiles across their edges are also written to ``prof[rows]`` (left as they are where there
+    is no outline)."""
     r0, r1, c0, c1 = win
     m = b.shape[0]
     hh, ww = r1 - r0, c1 - c0
@@ -176,14 +177,13 @@ def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams, profiles: bool = False)
         cb = cols_any.shape[1] - cols_any[:, ::-1].argmax(axis=1)
         x0, y0 = c0[found] + sc + ca, r0[found] + sa + ra
         out[found] = np.stack([x0, y0, cb - ca, rb - ra], axis=1)
-    prof = np.zeros((m, 4, 2 * PROFILE_OFFSETS.size), np.float32)
-    if profiles and found.any():
+    if prof is not None and found.any():
         k = np.flatnonzero(found)
         scale = sign[k] / level[k].astype(np.float32)
         units = (bg[k, None, None] - smooth[k]) * scale[:, None, None]
         extent = np.stack([sa + ra, sa + rb, sc + ca, sc + cb], axis=1)  # crop rows/cols, half-open
-        prof[k] = _edge_profiles(units, extent, hh[k], ww[k])
-    return out, prof
+        prof[rows[k]] = _edge_profiles(units, extent, hh[k], ww[k])
+    return out
 
 
 def _edge_profiles(units, extent, hh, ww) -> np.ndarray:
