@@ -14,8 +14,13 @@ head level; :func:`~napari_sperm.segmentation.head_boxes.head_outline_boxes` wit
 ``profiles=True``) and from the box's size along and across the edge. The same classifier serves
 all four edges (their profiles are taken inwards from each edge, so they look alike). It is a
 multilayer perceptron of two hidden layers, trained on synthetic fields of every modality by
-``scripts/train_head_edges.py`` and shipped as ``weights/head_edges.npz`` (about 29 kB); it runs in
-numpy. See ``docs/model-card.md`` (*Head box edges*).
+``scripts/train_head_edges.py`` and shipped as ``weights/head_edges.npz`` (about 29 kB). See
+``docs/model-card.md`` (*Head box edges*).
+
+Its products run in torch, on the CPU, not in numpy. numpy's OpenBLAS keeps its own worker
+threads spinning for a while after a product; run between the detector's frames, they took the
+cores from the network's threads and slowed every following frame's network by two thirds (15-16
+to 28-29 ms at 640x480, on 2 cores). Torch's products share the network's thread pool.
 """
 
 from __future__ import annotations
@@ -73,14 +78,20 @@ class EdgeModel:
 
     def shifts(self, features: np.ndarray) -> np.ndarray:
         """Outward shift in pixels (int array) for each row of ``features``."""
-        x = np.asarray(features, np.float32)
+        import torch  # torch, not numpy's OpenBLAS: see the module docstring
+
+        x = np.ascontiguousarray(features, np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"features must be (n, {self.n_features}), got {x.shape}")
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = x @ w + b
-            if i < len(self.weights) - 1:
-                np.maximum(x, 0, out=x)
-        return x.argmax(axis=1).astype(np.int64) - self.max_shift
+        if len(x) == 0:
+            return np.zeros(0, np.int64)
+        t = torch.from_numpy(x)
+        with torch.inference_mode():
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                t = torch.addmm(torch.from_numpy(b), t, torch.from_numpy(w))
+                if i < len(self.weights) - 1:
+                    t.clamp_(min=0)
+            return t.argmax(dim=1).numpy().astype(np.int64) - self.max_shift
 
 
 def edge_features(profiles: np.ndarray, boxes: np.ndarray) -> np.ndarray:
