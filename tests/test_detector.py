@@ -321,6 +321,25 @@ def test_integer_frames_normalise_exactly_as_their_float_values(dtype, shape):
         assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
 
 
+def test_integer_frame_percentiles_are_numpys_exactly():
+    """8- and 16-bit frames take their percentiles from a count of each level; they must be
+    numpy.percentile's on the same subsample, bit for bit, also for constant, tiny and
+    subsampled frames."""
+    from napari_sperm.detection import normalize as nz
+
+    rng = np.random.default_rng(11)
+    sizes = [1, 2, 3, 7, 199, 1000, 4096, nz._MAX_SAMPLES + 1, 640 * 480]
+    for k, n in enumerate(sizes * 4):
+        dtype = (np.uint8, np.uint16)[k % 2]
+        top = int(rng.integers(1, np.iinfo(dtype).max + 1))
+        x = rng.integers(0, top + 1, n).astype(dtype)
+        if k % 3 == 0:
+            x[:] = x[0]
+        flat = x if n <= nz._MAX_SAMPLES else x[:: n // nz._MAX_SAMPLES + 1]
+        want = np.percentile(flat.astype(np.float32), [nz.LOW_PERCENTILE, nz.HIGH_PERCENTILE])
+        assert nz._percentiles(x) == (float(want[0]), float(want[1])), (n, dtype)
+
+
 def test_frames_without_finite_pixels_are_refused_by_name(det):
     good = make_field("phase-high", seed=2).image.astype(np.float32)
     good[:20, :30] = np.nan  # part NaN: fine

@@ -103,6 +103,8 @@ def test_detector_boxes_fit_the_true_heads_better():
         fld = make_field(modality, seed=seed)
         (raw,) = det.detect(fld.image)
         (fit,) = det.detect(fld.image, refine_boxes=True)
+        # inside detect, refine reuses the network's normalised frame: the same boxes
+        assert np.array_equal(refine_head_boxes(fld.image, raw).boxes, fit.boxes)
         assert np.array_equal(fit.scores, raw.scores)
         assert np.array_equal(fit.sperm_ids, raw.sperm_ids)
         assert fit.extra["refined_heads"] >= 0.9 * int((raw.classes == 2).sum())
@@ -135,6 +137,7 @@ def test_outlines_of_all_heads_at_once_equal_head_by_head(modality, params):
     rng = np.random.default_rng(5)
     h, w = grey.shape
     odd = [[-4, -3, 12, 10], [w - 3, 5, 9, 9], [5, h - 2, 9, 8], [np.nan, 1, 4, 4], [5, 5, 0, 4]]
+    odd += [[0, 0, w, h], [1, 1, 40, 30]]  # no background ring around the box: 75th percentile
     boxes = np.concatenate(
         [truth, truth + rng.normal(0, 2.0, truth.shape), truth * [1, 1, 1.8, 1.8], odd]
     )

@@ -44,6 +44,7 @@ def refine_head_boxes(
     params=None,
     edges: bool = True,
     edge_model=None,
+    grey: np.ndarray | None = None,
 ) -> FrameDetections:
     """Head boxes fitted to the heads' outlines in one frame.
 
@@ -64,6 +65,9 @@ def refine_head_boxes(
         ``params``). False: the outline's box as it is.
     edge_model : EdgeModel, optional
         The classifier (:func:`~.head_edges.load_edge_model`); default: the shipped one.
+    grey : (H, W) float32 array, optional
+        ``image`` as :func:`~napari_sperm.segmentation.tail_mask.as_grey` gives it, when the caller
+        has it already (the detector does); not checked. Default: computed from ``image``.
 
     Returns
     -------
@@ -99,7 +103,7 @@ def refine_head_boxes(
     refined = np.zeros(len(boxes), bool)
     heads = np.flatnonzero(detections.classes == 2)
     if heads.size:
-        grey = as_grey(image)
+        grey = as_grey(image) if grey is None else grey
         if model is None:
             found = head_outline_boxes(grey, boxes[heads], params)
             prof = np.zeros((heads.size, 4, 0), np.float32)

@@ -129,9 +129,10 @@ def _stack_boxes(grey, b, win, sigma, p: HeadMaskParams, prof=None, rows=None) -
 
     has_inner = inner.any(axis=(1, 2))
     ring_bg = has_inner & outside.any(axis=(1, 2))
-    bg = np.where(
-        ring_bg, _masked_median(smooth, outside), _masked_percentile(smooth, valid, 75.0)
-    ).astype(np.float32)
+    bg = _masked_median(smooth, outside).astype(np.float32)
+    if not ring_bg.all():  # rare: no ring outside the box; only those crops are sorted again
+        k = np.flatnonzero(~ring_bg)
+        bg[k] = _masked_percentile(smooth[k], valid[k], 75.0)
     # Past the background, only the pixels near the box matter: the rest of the stack is dropped.
     near = (inside | inner | ellipse) if p.clip_to_box else valid
     (sa, sb), (sc, sd) = _extent(near.any(axis=(0, 2))), _extent(near.any(axis=(0, 1)))
