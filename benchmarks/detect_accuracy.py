@@ -5,16 +5,18 @@ Ground truth from ``make_field``: ``head_box`` -> category 2 (head), ``sperm_box
 10, 100), and the same at maxDets 1000 (``AP50@1k``, ``AR@1k``) for dense phase-low frames with more
 than 100 cells. Seeds 0..N-1 (never used in training: training seeds are >= 1_000_000).
 
-``--refine-boxes`` fits every head box to the head's outline in the frame before scoring
+The detector runs with its defaults, as ``napari-sperm detect`` does: 2 flipped copies
+(``--flips K`` for others) and every head box fitted to the head's outline in the frame
 (:mod:`napari_sperm.detection.refine`), with each edge placed by the edge classifier
-(:mod:`napari_sperm.detection.head_edges`); ``--no-edges`` uses the outline's box as it is.
+(:mod:`napari_sperm.detection.head_edges`). ``--no-edges`` uses the outline's box as it is;
+``--no-refine`` scores the network's own head boxes (``--no-refine-boxes``).
 
 ``--misses`` also sorts the true heads that no head box finds (IoU >= 0.5 at score >= 0.3, the
 default threshold) by what the head looks like, first that applies: overlapping another head (more
 than 10 % of its pixels under another head), cut by the frame border, seen edge-on, or none of these.
 
 Usage: .venv/bin/python benchmarks/detect_accuracy.py [N_FIELDS] [--weights PATH] [--json OUT]
-       [--misses] [--flips K] [--refine-boxes [--no-edges]] [--first-seed S]
+       [--misses] [--flips K] [--no-refine | --no-edges] [--first-seed S]
 (default 8 fields per modality, about 1-2 minutes on 2 CPU cores).
 """
 
@@ -29,6 +31,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from napari_sperm.detection import load_detector
+from napari_sperm.detection.detector import DEFAULT_FLIPS
 from napari_sperm.detection.evaluate import coco_eval_fields
 from napari_sperm.detection.refine import refine_head_boxes
 from napari_sperm.synthetic import MODALITIES, make_field
@@ -76,18 +79,18 @@ def main() -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.05)
-    ap.add_argument("--flips", type=int, default=1, help="flipped copies averaged (1, 2, 4, 8)")
+    ap.add_argument(
+        "--flips", type=int, default=None, help="flipped copies averaged (1, 2, 4, 8; default 2)"
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--misses", action="store_true", help="sort missed heads by kind")
-    ap.add_argument(
-        "--refine-boxes", action="store_true", help="fit head boxes to the heads' outlines"
-    )
-    ap.add_argument(
-        "--no-edges", action="store_true", help="with --refine-boxes: the outline's box as it is"
-    )
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--no-refine", action="store_true", help="the network's own head boxes")
+    how.add_argument("--no-edges", action="store_true", help="the outline's box as it is")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    det = load_detector(a.weights, "cpu", a.flips, a.refine_boxes and not a.no_edges)
+    flips = DEFAULT_FLIPS if a.flips is None else a.flips
+    det = load_detector(a.weights, "cpu", flips, refine_boxes=not (a.no_refine or a.no_edges))
     names = list(MODALITIES) if not isinstance(MODALITIES, dict) else list(MODALITIES.keys())
     results = {}
     print(
@@ -99,7 +102,7 @@ def main() -> None:
         fields = [make_field(mod, seed=s) for s in range(a.first_seed, a.first_seed + a.n)]
         t0 = time.perf_counter()
         dets = det.detect(np.stack([f.image for f in fields]), a.threshold, 4)
-        if a.refine_boxes and a.no_edges:
+        if a.no_edges:
             dets = [refine_head_boxes(f.image, d, edges=False) for f, d in zip(fields, dets)]
         dt = (time.perf_counter() - t0) / len(fields)
         m = coco_eval_fields(fields, dets)

@@ -132,7 +132,8 @@ def main() -> None:
     ap.add_argument("--tail-flips", default="4", help="comma-separated, e.g. 1,4")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    detector = None if a.truth_boxes else load_detector(None, "cpu")
+    # as napari-sperm segment: the network's head boxes (segment outlines every head itself)
+    detector = None if a.truth_boxes else load_detector(None, "cpu", refine_boxes=False)
     print(
         f"classic engine, {'true head boxes' if a.truth_boxes else 'detector boxes'}, {a.n} fields"
     )

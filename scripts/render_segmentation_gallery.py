@@ -68,7 +68,7 @@ def render(modality: str, detector) -> Image.Image:
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/images")
     out.mkdir(parents=True, exist_ok=True)
-    detector = load_detector(None, "cpu")
+    detector = load_detector(None, "cpu", refine_boxes=False)  # as napari-sperm segment
     for modality in modality_names():
         path = out / f"segmentation-{modality}.png"
         render(modality, detector).save(path)

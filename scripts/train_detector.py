@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.val_fields > 0:
         from napari_sperm.synthetic import make_field
 
-        det = Detector(model, config, torch.device("cpu"))
+        # the network's own boxes: what training changes (fitted head boxes are added at use)
+        det = Detector(model, config, torch.device("cpu"), refine_boxes=False)
         for mi, mod in enumerate(sorted(COUNTS)):
             fields = [
                 make_field(mod, seed=VAL_SEED_BASE + 1000 * mi + i) for i in range(a.val_fields)

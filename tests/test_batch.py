@@ -302,8 +302,9 @@ def test_refine_boxes_detect_step_equals_detect_and_resumes(stacks, tmp_path):
     from napari_sperm.detection.files import detect_files
 
     out = tmp_path / "tight"
-    plain = run_batch(stacks[:1], out, steps="detect", workers=0)
-    tight = run_batch(stacks[:1], out, steps="detect", workers=0, refine_boxes=True)
+    plain = run_batch(stacks[:1], out, steps="detect", workers=0, refine_boxes=False)
+    assert _load(plain.records[0].output)["info"]["batch_settings"]["refine_boxes"] is False
+    tight = run_batch(stacks[:1], out, steps="detect", workers=0)  # fitted boxes: the default
     assert tight.records[0].status == "done"  # other settings: redone, not skipped
     ds = _load(tight.records[0].output)
     assert ds["info"]["refine_boxes"] is True
@@ -322,3 +323,6 @@ def test_refine_boxes_detect_step_equals_detect_and_resumes(stacks, tmp_path):
         run_batch(stacks[:1], tmp_path / "seg", scheduler="serial", refine_boxes=True)
     args = build_parser().parse_args(["batch", "in.tif", "-o", "o", "--refine-boxes"])
     assert args.refine_boxes is True
+    args = build_parser().parse_args(["batch", "in.tif", "-o", "o", "--no-refine-boxes"])
+    assert args.refine_boxes is False
+    assert build_parser().parse_args(["batch", "in.tif", "-o", "o"]).refine_boxes is None

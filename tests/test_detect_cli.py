@@ -138,12 +138,18 @@ def test_detect_flips_are_recorded_and_checked(stacks, tmp_path, capsys):
 
 def test_detect_refine_boxes_fits_heads_and_is_recorded(stacks, tmp_path, capsys):
     out = {}
-    for extra in ([], ["--refine-boxes"]):
-        pred = tmp_path / f"pred{len(extra)}.json"
+    for name, extra in (
+        ("default", []),
+        (True, ["--refine-boxes"]),
+        (False, ["--no-refine-boxes"]),
+    ):
+        pred = tmp_path / f"pred{name}.json"
         assert main(["detect", str(stacks / "images"), "-o", str(pred), "-q", *extra]) == 0
-        out[bool(extra)] = json.loads(pred.read_text())
+        out[name] = json.loads(pred.read_text())
     assert out[False]["info"]["refine_boxes"] is False
     assert out[True]["info"]["refine_boxes"] is True
+    # fitted head boxes are the default
+    assert out.pop("default")["annotations"] == out[True]["annotations"]
     heads = {k: [a for a in ds["annotations"] if a["category_id"] == 2] for k, ds in out.items()}
     # the same detections (scores, ids), other head boxes
     assert [a["score"] for a in heads[True]] == [a["score"] for a in heads[False]]
@@ -151,4 +157,4 @@ def test_detect_refine_boxes_fits_heads_and_is_recorded(stacks, tmp_path, capsys
     assert moved >= 0.5 * len(heads[False]) > 0
     with pytest.raises(SystemExit):
         main(["detect", "--help"])
-    assert "--refine-boxes" in capsys.readouterr().out
+    assert "--no-refine-boxes" in capsys.readouterr().out

@@ -88,18 +88,18 @@ def test_flips_choice_reaches_the_detector(make_napari_viewer, qtbot):
     assert list(widget.flips.choices) == [1, 2, 4, 8]
     _run(widget, qtbot)
     meta = viewer.layers["cells detections"].metadata["napari_sperm"]
-    assert (meta["flips"], meta["refine_boxes"]) == (2, False)
+    assert (meta["flips"], meta["refine_boxes"]) == (2, True)
     widget.flips.value = 4
     _run(widget, qtbot)
     assert detector.flips == [2, 4]
-    # fitting head boxes to outlines: off by default, passed through when ticked
-    assert widget.refine.value is False
-    widget.refine.value = True
+    # fitting head boxes to outlines: on by default, passed through when unticked
+    assert widget.refine.value is True
+    widget.refine.value = False
     _run(widget, qtbot)
-    assert detector.refine == [False, False, True]
+    assert detector.refine == [True, True, False]
     # the layer records the settings its boxes were made with (the rerun replaced its contents)
     meta = viewer.layers["cells detections"].metadata["napari_sperm"]
-    assert (meta["flips"], meta["refine_boxes"]) == (4, True)
+    assert (meta["flips"], meta["refine_boxes"]) == (4, False)
     assert len([ly for ly in viewer.layers if ly.name.startswith("cells detections")]) == 1
 
 

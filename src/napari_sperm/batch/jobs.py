@@ -54,7 +54,8 @@ class Settings:
     tail_flips : int
         The same for the tail network (step ``segment``).
     refine_boxes : bool
-        Fit head boxes to the heads' outlines (step ``detect``; ``segment`` outlines heads itself).
+        Fit head boxes to the heads' outlines (step ``detect``, default True; ``segment`` outlines
+        heads itself and ignores it).
     """
 
     step: str = "segment"
@@ -65,7 +66,7 @@ class Settings:
     batch_size: int = 4
     flips: int = 2  # detection.detector.DEFAULT_FLIPS (not imported: torch)
     tail_flips: int = 4  # segmentation.tailnet.infer.DEFAULT_FLIPS
-    refine_boxes: bool = False
+    refine_boxes: bool = True
 
     def record(self) -> dict[str, Any]:
         """The settings an output must have been made with to be reused on resume."""

@@ -157,7 +157,7 @@ def run_batch(
     batch_size: int = 4,
     flips: int = Settings.flips,
     tail_flips: int = Settings.tail_flips,
-    refine_boxes: bool = Settings.refine_boxes,
+    refine_boxes: bool | None = None,
     _die_once_marker: str | os.PathLike | None = None,
 ) -> BatchReport:
     """Detect (and segment) many image files or folders in parallel, one task per input.
@@ -206,8 +206,9 @@ def run_batch(
     tail_flips : int, optional
         Flipped copies the tail network averages with ``segment`` (1, 2, 4 or 8; default 4).
     refine_boxes : bool, optional
-        Fit head boxes to the heads' outlines, as ``napari-sperm detect --refine-boxes``. Steps
-        ``detect`` only: ``segment`` draws its head boxes from its own head masks.
+        Fit head boxes to the heads' outlines, as ``napari-sperm detect`` does by default (None:
+        on with steps ``detect``, off with ``segment``, which draws its head boxes from its own
+        head masks). True with ``segment`` is refused.
     _die_once_marker : str or os.PathLike, optional
         TEST-ONLY: the first task to run kills its worker process (after creating this file),
         to check that the batch survives a dead worker. Distributed runs only.
@@ -240,6 +241,7 @@ def run_batch(
         raise SpermInputError(
             "--refine-boxes applies to --steps detect; segment outlines the heads itself."
         )
+    refine_boxes = step == "detect" if refine_boxes is None else bool(refine_boxes)
     if int(chunk_frames) < 1:
         raise SpermInputError(f"chunk_frames must be at least 1, not {chunk_frames}.")
     out = Path(out_dir)

@@ -62,7 +62,7 @@ def _limit_threads(threads: int | None) -> None:
     _THREADS_SET = True
 
 
-def get_detector(weights: str | None, device: str, flips: int = 2, refine_boxes: bool = False):
+def get_detector(weights: str | None, device: str, flips: int = 2, refine_boxes: bool = True):
     """The detector for ``(weights, device, flips, refine_boxes)``, loaded once per process.
 
     Parameters

@@ -57,7 +57,7 @@ def detect_files(
     log
         Called with one line per input file.
     **info
-        Extra fields for the dataset's ``info``.
+        Extra fields for the dataset's ``info``; ``refine_boxes`` defaults to the detector's.
 
     Returns
     -------
@@ -66,6 +66,7 @@ def detect_files(
         ``file_name`` entries are the paths as given.
     """
     files = expand_inputs(list(inputs))
+    info.setdefault("refine_boxes", bool(getattr(detector, "refine_boxes", False)))
     records: list[ImageRecord] = []
     for k, name in enumerate(files, start=1):
         img = read_image(name)

@@ -195,7 +195,7 @@ def validate(
     from ..detection.evaluate import boxes_dataset
     from ..evaluation import evaluate_detections
 
-    det = Detector(model, config, device)
+    det = Detector(model, config, device, refine_boxes=False)  # the network's boxes: what trains
     truth, records = [], []
     for i, im in enumerate(val.images, start=1):
         h, w = im.shape
