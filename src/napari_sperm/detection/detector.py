@@ -336,22 +336,18 @@ class Detector:
                     _check_finite(f, None if single else i)
                 normed = [normalize_frame(f) for f in batch]
                 shapes = {a.shape[-2:] for a in normed}
-                # on the CPU one frame at a time is faster (cache-friendly); on a GPU the whole batch
-                groups = (
-                    [normed]
-                    if len(shapes) == 1 and self.device.type != "cpu"
-                    else [[a] for a in normed]
-                )
-                dets: list[np.ndarray] = []
+                # on the CPU one frame at a time is faster (cache-friendly), each refined right
+                # after its network (its data still in cache); on a GPU the whole batch at once
+                whole = len(shapes) == 1 and self.device.type != "cpu"
+                groups = [list(range(len(batch)))] if whole else [[k] for k in range(len(batch))]
                 for g in groups:
-                    dets += self._detect_batch(g, score_threshold, flips)
-                found = [self._to_result(d, i) for d, i in zip(dets, idx)]
-                if refine:
-                    found = [
-                        refine_head_boxes(f, r, grey=_grey_of(f, a))
-                        for f, a, r in zip(batch, normed, found)
-                    ]
-                results += found
+                    dets = self._detect_batch([normed[k] for k in g], score_threshold, flips)
+                    for k, d in zip(g, dets):
+                        found = self._to_result(d, idx[k])
+                        if refine:
+                            grey = _grey_of(batch[k], normed[k])
+                            found = refine_head_boxes(batch[k], found, grey=grey)
+                        results.append(found)
                 yield len(results), n
         return results
 
