@@ -49,7 +49,9 @@ TRAIN_SEED, TEST_SEED, CHECK_SEED, REPLAY_SEED = 710, 711, 712, 720
 def score(weights, gt_path: Path) -> dict:
     """Head and whole-cell AP50 / AP / AR@100 of ``weights`` on a COCO folder."""
     gt = json.loads(gt_path.read_text())
-    det = load_detector(weights, "cpu")
+    det = load_detector(
+        weights, "cpu", refine_boxes=False
+    )  # the network's boxes, as training validates
     pixels = _PixelCache(gt_path.parent)
     records = []
     t0 = time.perf_counter()

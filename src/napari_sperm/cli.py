@@ -415,7 +415,7 @@ def _add_refine_boxes_option(p: argparse.ArgumentParser, where: str) -> None:
         default=None,
         help="fit each head box to the head's outline in the image, each edge placed on the "
         "head's edge by a small classifier, and widen its whole-cell box to contain it (on by "
-        f"default{where}; some 8-15 ms per frame on the CPU); --no-refine-boxes keeps the "
+        f"default{where}; some 5-12 ms per frame on the CPU); --no-refine-boxes keeps the "
         "network's own boxes",
     )
 

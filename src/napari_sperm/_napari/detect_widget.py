@@ -77,7 +77,7 @@ class DetectWidget(Container):
             text="fit head boxes to the heads' outlines",
             value=True,
             tooltip="tighter head boxes, found in the image around each detected head, each "
-            "edge placed on the head's edge by a small classifier (some 8-15 ms per frame on "
+            "edge placed on the head's edge by a small classifier (some 5-12 ms per frame on "
             "the CPU); off: the network's own boxes",
         )
         self.replace = CheckBox(

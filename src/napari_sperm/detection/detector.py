@@ -124,7 +124,7 @@ class Detector:
     replaced by the bounding box of the head's outline in the frame, each edge placed on the head's
     edge by a small classifier (:func:`.refine.refine_head_boxes`), and its whole-cell box widened
     to contain it. Head AP over IoU 0.5-0.95 rises by 0.14-0.22 and AR@100 to 0.90-0.94 on the
-    synthetic stained, phase-high and brightfield fields, for some 8-15 ms per frame on the CPU;
+    synthetic stained, phase-high and brightfield fields, for some 5-12 ms per frame on the CPU;
     False gives the network's own boxes. :meth:`detect` can override it per call.
     """
 
