@@ -19,7 +19,7 @@ multilayer perceptron of two hidden layers, trained on synthetic fields of every
 
 Its products run in torch, on the CPU, not in numpy. numpy's OpenBLAS keeps its own worker
 threads spinning for a while after a product; run between the detector's frames, they took the
-cores from the network's threads and slowed every following frame's network by two thirds (15-16
+cores from the network's threads and nearly doubled every following frame's network time (15-16
 to 28-29 ms at 640x480, on 2 cores). Torch's products share the network's thread pool.
 """
 
