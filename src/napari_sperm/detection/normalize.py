@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "normalize_frame"]
+__all__ = ["HIGH_PERCENTILE", "LOW_PERCENTILE", "grey_of_normalized", "normalize_frame"]
 
 LOW_PERCENTILE = 1.0
 HIGH_PERCENTILE = 99.5
@@ -104,3 +104,28 @@ def _normalize_by_table(img: np.ndarray) -> np.ndarray:
         for c in range(3):
             np.take(table, img[..., c], out=out[c])
     return out
+
+
+def grey_of_normalized(normed: np.ndarray, finite: np.ndarray | None = None) -> np.ndarray:
+    """One grey float32 ``(H, W)`` channel from a :func:`normalize_frame` output.
+
+    Parameters
+    ----------
+    normed : (3, H, W) float32 array
+        The frame as :func:`normalize_frame` gives it.
+    finite : bool array, optional
+        ``np.isfinite`` of the original float frame (``(H, W)`` or ``(H, W, C)``); None for
+        integer frames.
+
+    Returns
+    -------
+    (H, W) float32 array
+        The channel mean, with pixels that were not finite (in any of the first three channels)
+        set to the median of the others. ``segmentation.tail_mask.as_grey`` and the detector's
+        head-box fitting both take their grey image from here.
+    """
+    grey = normed.mean(axis=0)
+    if finite is not None and not finite.all():
+        bad = ~finite if finite.ndim == 2 else ~finite[..., :3].all(axis=-1)
+        grey[bad] = float(np.median(grey[~bad]))
+    return grey.astype(np.float32, copy=False)

@@ -20,7 +20,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold
 
-from ..detection.normalize import normalize_frame
+from ..detection.normalize import grey_of_normalized, normalize_frame
 from ..io.errors import SpermInputError
 from .params import TailMaskParams
 
@@ -93,11 +93,7 @@ def as_grey(image: np.ndarray) -> np.ndarray:
         finite pixels.
     """
     img, finite = check_frame(image)
-    grey = normalize_frame(img).mean(axis=0)
-    if finite is not None and not finite.all():
-        bad = ~finite if finite.ndim == 2 else ~finite[..., :3].all(axis=-1)
-        grey[bad] = float(np.median(grey[~bad]))
-    return grey.astype(np.float32, copy=False)
+    return grey_of_normalized(normalize_frame(img), finite)
 
 
 def estimate_head_length(heads: np.ndarray | None) -> float | None:
