@@ -28,8 +28,8 @@ from pycocotools import mask as mask_utils
 
 from napari_sperm.detection import load_detector
 from napari_sperm.detection.head_edges import DEFAULT_EDGE_MODEL, edge_features, save_edge_model
-from napari_sperm.detection.refine import DEFAULT_MIN_IOU, box_iou
-from napari_sperm.segmentation.head_boxes import PROFILE_OFFSETS, head_outline_boxes
+from napari_sperm.detection.refine import agreeing_outlines
+from napari_sperm.segmentation.head_boxes import PROFILE_OFFSETS
 from napari_sperm.segmentation.tail_mask import as_grey
 from napari_sperm.synthetic import make_field, modality_names
 
@@ -54,9 +54,7 @@ def examples(modality: str, seeds, detector) -> tuple[np.ndarray, np.ndarray]:
         if not cells or not k.size:
             continue
         dboxes = det.boxes[k].astype(np.float64)
-        boxes, prof = head_outline_boxes(as_grey(f.image), dboxes, profiles=True)
-        ok = ~np.isnan(boxes).any(axis=1)
-        ok[ok] = box_iou(dboxes[ok], boxes[ok]) >= DEFAULT_MIN_IOU  # the ones refine uses
+        ok, boxes, prof = agreeing_outlines(as_grey(f.image), dboxes, profiles=True)
         if not ok.any():
             continue
         boxes, prof = boxes[ok], prof[ok]

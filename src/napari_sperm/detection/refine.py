@@ -21,7 +21,7 @@ from ..io.errors import SpermInputError
 from .head_edges import load_edge_model, place_edges
 from .results import FrameDetections
 
-__all__ = ["DEFAULT_MIN_IOU", "box_iou", "refine_head_boxes"]
+__all__ = ["DEFAULT_MIN_IOU", "agreeing_outlines", "box_iou", "refine_head_boxes"]
 
 DEFAULT_MIN_IOU = 0.5
 """Least IoU between the detector's head box and the outline's box for the outline to be used."""
@@ -34,6 +34,50 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
     union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def agreeing_outlines(
+    grey: np.ndarray,
+    boxes: np.ndarray,
+    params=None,
+    *,
+    min_iou: float = DEFAULT_MIN_IOU,
+    profiles: bool = False,
+):
+    """The head outlines that :func:`refine_head_boxes` uses: found, and agreeing with their box.
+
+    Parameters
+    ----------
+    grey : (H, W) float32 array
+        The frame (:func:`~napari_sperm.segmentation.tail_mask.as_grey`).
+    boxes : (n, 4) float array
+        ``[x, y, w, h]`` head boxes.
+    params : HeadMaskParams, optional
+    min_iou : float
+        Least IoU between a box and its outline's box.
+    profiles : bool
+        Also return the edge profiles
+        (:func:`~napari_sperm.segmentation.head_boxes.head_outline_boxes`).
+
+    Returns
+    -------
+    use : (n,) bool array
+        The boxes whose outline was found and overlaps them by at least ``min_iou``.
+    outlines : (n, 4) float64 array
+        Every box's outline box (NaN rows where none was found).
+    profiles : (n, 4, 2 * k) float32 array or None
+        Their edge profiles, with ``profiles``.
+    """
+    from ..segmentation.head_boxes import head_outline_boxes  # segmentation imports detection
+
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if profiles:
+        found, prof = head_outline_boxes(grey, b, params, profiles=True)
+    else:
+        found, prof = head_outline_boxes(grey, b, params), None
+    use = ~np.isnan(found).any(axis=1)
+    use[use] = box_iou(b[use], found[use]) >= min_iou
+    return use, found, prof
 
 
 def refine_head_boxes(
@@ -85,7 +129,7 @@ def refine_head_boxes(
         For ``min_iou`` outside (0, 1].
     """
     # segmentation imports detection
-    from ..segmentation.head_boxes import PROFILE_OFFSETS, head_outline_boxes
+    from ..segmentation.head_boxes import PROFILE_OFFSETS
     from ..segmentation.tail_mask import as_grey
 
     if not 0 < min_iou <= 1:
@@ -104,18 +148,13 @@ def refine_head_boxes(
     heads = np.flatnonzero(detections.classes == 2)
     if heads.size:
         grey = as_grey(image) if grey is None else grey
-        if model is None:
-            found = head_outline_boxes(grey, boxes[heads], params)
-            prof = np.zeros((heads.size, 4, 0), np.float32)
-        else:
-            found, prof = head_outline_boxes(grey, boxes[heads], params, profiles=True)
-        ok = ~np.isnan(found).any(axis=1)
-        if ok.any():
-            rows, new, prof = heads[ok], found[ok], prof[ok]
-            agree = box_iou(boxes[rows], new) >= min_iou
-            rows, new, prof = rows[agree], new[agree], prof[agree]
-            if model is not None and rows.size:
-                new = place_edges(new, prof, grey.shape, model)
+        use, found, prof = agreeing_outlines(
+            grey, boxes[heads], params, min_iou=min_iou, profiles=model is not None
+        )
+        if use.any():
+            rows, new = heads[use], found[use]
+            if model is not None:
+                new = place_edges(new, prof[use], grey.shape, model)
             boxes[rows] = new
             refined[rows] = True
             _widen_cells(boxes, detections, rows)
